@@ -1,0 +1,24 @@
+"""afd_mm: Attention-based Feature Distillation for the OpenMMLab stack."""
+import mmengine
+import mmpretrain
+from mmengine.config.utils import MODULE2PACKAGE
+from mmengine.utils import digit_version
+
+__version__ = '0.1.0'
+
+_MMENGINE_MIN, _MMPRETRAIN_MIN = '0.10.0', '1.2.0'
+if digit_version(mmengine.__version__) < digit_version(_MMENGINE_MIN):
+    raise ImportError(
+        f'afd_mm needs mmengine>={_MMENGINE_MIN}, found '
+        f'{mmengine.__version__}: run `pip install -e .` in afd_mm.')
+if digit_version(mmpretrain.__version__) < digit_version(_MMPRETRAIN_MIN):
+    raise ImportError(
+        f'afd_mm needs mmpretrain>={_MMPRETRAIN_MIN}, found '
+        f'{mmpretrain.__version__}: run `pip install -e .` in afd_mm.')
+
+# lets configs say `_base_ = 'afd_mm::...'` and `teacher='afd_mm::...'`
+MODULE2PACKAGE.setdefault('afd_mm', 'afd_mm')
+
+from . import datasets, hooks, models  # noqa: E402,F401  (registers)
+
+__all__ = ['__version__']

@@ -1,0 +1,276 @@
+"""Who distils into whom: the link weights alpha (B, T, S) (spec section 2).
+
+Symbols: B batch, T teacher candidates, S student candidates, d embedding
+size (128), C channels of a candidate.
+
+* ``AFDAttention``: the meta-network, alpha computed per sample and trained
+  jointly with the student (the paper's default, "AFD co-trained").
+* ``FixedLinks``: a constant alpha for the linking ablations (Table 4):
+  'ordered', 'random' and 'fixed' (frozen links of an earlier run), built by
+  the pure function ``fixed_links``.
+"""
+import math
+import os.path as osp
+
+import numpy as np
+import torch
+from torch import nn
+
+from .distance import global_descriptor
+
+__all__ = [
+    'LINEAR_INITS', 'FIXED_LINKS', 'link_logits', 'AFDAttention',
+    'fixed_links', 'FixedLinks'
+]
+
+LINEAR_INITS = ('default', 'xavier')
+FIXED_LINKS = ('ordered', 'random', 'fixed')
+
+
+def link_logits(bilinear_keys, queries, pos_t, pos_s):
+    """The attention logits before the softmax over students.
+
+    logit[b, t, s] = (<k_{s,t}[b], q_t[b]> + (P_T P_S^T)[t, s]) / sqrt(d)
+
+    Args:
+        bilinear_keys (Tensor): k_{s,t}, (B, S, T, d).
+        queries (Tensor): q_t, (B, T, d).
+        pos_t (Tensor): teacher positional encodings P_T, (T, d).
+        pos_s (Tensor): student positional encodings P_S, (S, d).
+
+    Returns:
+        Tensor: (B, T, S).
+    """
+    content = torch.einsum('bstd,btd->bts', bilinear_keys, queries)
+    position = pos_t @ pos_s.t()  # (T, S)
+    return (content + position) / math.sqrt(queries.shape[-1])  # (B, T, S)
+
+
+class AFDAttention(nn.Module):
+    """AFD's meta-network: per-sample link weights between candidates.
+
+    For every teacher candidate t a query q_t = BN1d(Linear_t(g(h_t)))
+    (identity activation); for every student candidate s a key
+    k_s = ReLU(BN1d(Linear_s(g(h_s)))). One shared bilinear layer
+    BN1d(Linear(d -> T * d)) maps each key to T keys k_{s,t}. With learnt
+    positional encodings P_T, P_S::
+
+        logit[b, t, s] = (<k_{s,t}[b], q_t[b]> + (P_T P_S^T)[t, s]) / sqrt(d)
+        alpha[b, t, :] = softmax over s of logit[b, t, :]
+
+    The BN1d layers are standard (affine, batch statistics in training); the
+    bilinear BN's statistics pool over the B * S keys. Parameters:
+    sum_t (C_t + 3) d + sum_s (C_s + 3) d + (d + 3) T d + (T + S) d, e.g.
+    643,200 for ResNet-56 -> ResNet-20 (spec section 2).
+
+    Args:
+        teacher_channels (list[int]): C of each of the T teacher candidates,
+            in network order.
+        student_channels (list[int]): C of each of the S student candidates,
+            in network order.
+        embed_dim (int): d, the size of queries and keys. Default: 128
+            (paper and release).
+        linear_init (str): initialisation of the Linear layers. 'default'
+            keeps PyTorch's (the release's behaviour, the default);
+            'xavier' uses Xavier-normal weights and zero biases (the
+            paper's appendix). P_T and P_S are Xavier-normal either way.
+    """
+
+    def __init__(self, teacher_channels, student_channels, embed_dim=128,
+                 linear_init='default'):
+        super().__init__()
+        if linear_init not in LINEAR_INITS:
+            raise ValueError(
+                f'linear_init={linear_init!r} is not supported; choose one '
+                f'of {LINEAR_INITS} (the `linear_init` key of AFDLoss).')
+        d, num_t = embed_dim, len(teacher_channels)
+        self.embed_dim = embed_dim
+        self.query_layers = nn.ModuleList(
+            nn.Sequential(nn.Linear(c, d), nn.BatchNorm1d(d))
+            for c in teacher_channels)
+        self.key_layers = nn.ModuleList(
+            nn.Sequential(nn.Linear(c, d), nn.BatchNorm1d(d), nn.ReLU())
+            for c in student_channels)
+        self.bilinear = nn.Sequential(
+            nn.Linear(d, num_t * d), nn.BatchNorm1d(num_t * d))
+        self.pos_t = nn.Parameter(torch.empty(num_t, d))
+        self.pos_s = nn.Parameter(torch.empty(len(student_channels), d))
+        nn.init.xavier_normal_(self.pos_t)
+        nn.init.xavier_normal_(self.pos_s)
+        if linear_init == 'xavier':
+            self._init_linear_xavier()
+
+    def _init_linear_xavier(self):
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_normal_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def queries(self, teacher_feats):
+        """q_t for every teacher candidate.
+
+        Args:
+            teacher_feats (list[Tensor]): T tensors (B, C_t, H, W) or
+                (B, C_t).
+
+        Returns:
+            Tensor: (B, T, d).
+        """
+        return torch.stack([
+            layer(global_descriptor(h))
+            for layer, h in zip(self.query_layers, teacher_feats)
+        ], dim=1)  # (B, T, d)
+
+    def bilinear_keys(self, student_feats):
+        """k_{s,t}: every student's key transformed for every teacher.
+
+        Args:
+            student_feats (list[Tensor]): S tensors (B, C_s, H, W) or
+                (B, C_s).
+
+        Returns:
+            Tensor: (B, S, T, d).
+        """
+        keys = torch.stack([
+            layer(global_descriptor(h))
+            for layer, h in zip(self.key_layers, student_feats)
+        ], dim=1)  # (B, S, d)
+        b, s, d = keys.shape
+        keys = self.bilinear(keys.reshape(b * s, d))  # (B * S, T * d)
+        return keys.reshape(b, s, -1, d)  # (B, S, T, d)
+
+    def forward(self, teacher_feats, student_feats):
+        """Link weights alpha, per sample.
+
+        Args:
+            teacher_feats (list[Tensor]): T tensors (B, C_t, H, W) or
+                (B, C_t), in network order.
+            student_feats (list[Tensor]): S tensors (B, C_s, H, W) or
+                (B, C_s), in network order.
+
+        Returns:
+            Tensor: alpha (B, T, S); each row alpha[b, t] sums to 1.
+        """
+        logits = link_logits(
+            self.bilinear_keys(student_feats), self.queries(teacher_feats),
+            self.pos_t, self.pos_s)  # (B, T, S)
+        return logits.softmax(dim=2)  # (B, T, S)
+
+
+def _ordered_indices(num_t, num_s):
+    """Student linked to teacher t: round(t (S - 1) / (T - 1)), halves up."""
+    if num_t == 1:
+        return [num_s - 1]
+    return [(2 * t * (num_s - 1) + num_t - 1) // (2 * (num_t - 1))
+            for t in range(num_t)]
+
+
+def _load_links(path, num_t, num_s):
+    """A (T, S) link matrix from a .pt or .npy file, rows summing to 1."""
+    if path is None:
+        raise ValueError(
+            "links='fixed' needs a file: set the `links_file` key of AFDLoss "
+            f'to a .pt or .npy file holding a {num_t} x {num_s} link matrix.')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'links_file {path!r} does not exist; set the `links_file` key '
+            f'of AFDLoss to a .pt or .npy file holding a {num_t} x {num_s} '
+            f'link matrix.')
+    if path.endswith('.pt') or path.endswith('.pth'):
+        links = torch.load(path, weights_only=True)
+    elif path.endswith('.npy'):
+        links = torch.from_numpy(np.load(path, allow_pickle=False))
+    else:
+        raise ValueError(
+            f'links_file {path!r} has an unknown extension; use a .pt, .pth '
+            f'or .npy file (the `links_file` key of AFDLoss).')
+    if not isinstance(links, torch.Tensor):
+        raise ValueError(
+            f'links_file {path!r} holds a {type(links).__name__}, expected '
+            f'a {num_t} x {num_s} tensor; point the `links_file` key of '
+            f'AFDLoss to a saved link matrix.')
+    if tuple(links.shape) != (num_t, num_s):
+        raise ValueError(
+            f'links_file {path!r} holds a matrix of shape '
+            f'{tuple(links.shape)}, expected T x S = {num_t} x {num_s} '
+            f'(teacher x student candidates); change the `links_file` key '
+            f'of AFDLoss or the recorders so the counts match.')
+    links = links.double()
+    rows = links.sum(dim=1, keepdim=True)  # (T, 1)
+    if (links < 0).any() or (rows <= 0).any():
+        raise ValueError(
+            f'links_file {path!r} must hold non-negative weights with a '
+            f'positive sum in every row; change the `links_file` key of '
+            f'AFDLoss.')
+    return (links / rows).float()  # (T, S)
+
+
+def fixed_links(mode, num_t, num_s, seed=0, path=None):
+    """A constant link matrix for the linking ablations (paper Table 4).
+
+    Args:
+        mode (str): 'ordered': teacher t linked one-hot to the proportional
+            student round(t (S - 1) / (T - 1)) (halves round up; T = 1
+            links to the last student). 'random': each teacher linked
+            one-hot to a student drawn once from a ``torch.Generator``
+            seeded with ``seed``. 'fixed': the matrix saved in ``path``
+            (.pt read with ``torch.load(weights_only=True)``, or .npy),
+            rows renormalised to sum to 1.
+        num_t (int): T, the number of teacher candidates.
+        num_s (int): S, the number of student candidates.
+        seed (int): seed of the 'random' draw. Default: 0.
+        path (str, optional): the file read by 'fixed'.
+
+    Returns:
+        Tensor: (T, S), float32, rows summing to 1.
+    """
+    if mode == 'fixed':
+        return _load_links(path, num_t, num_s)
+    if mode == 'ordered':
+        indices = torch.tensor(_ordered_indices(num_t, num_s))
+    elif mode == 'random':
+        generator = torch.Generator().manual_seed(seed)
+        indices = torch.randint(num_s, (num_t, ), generator=generator)
+    else:
+        raise ValueError(
+            f'links={mode!r} is not a fixed-link mode; choose one of '
+            f'{FIXED_LINKS} (the `links` key of AFDLoss).')
+    return nn.functional.one_hot(indices, num_s).float()  # (T, S)
+
+
+class FixedLinks(nn.Module):
+    """Constant link weights, the same for every sample (ablations).
+
+    Drop-in replacement for ``AFDAttention``: same forward arguments, same
+    output shape, no parameters. The matrix is a non-persistent buffer: it
+    is rebuilt from the config, never read from a checkpoint.
+
+    Args:
+        mode (str): 'ordered', 'random' or 'fixed'; see ``fixed_links``.
+        num_t (int): T, the number of teacher candidates.
+        num_s (int): S, the number of student candidates.
+        seed (int): seed of the 'random' draw. Default: 0.
+        path (str, optional): the .pt/.npy file read by 'fixed'. Default:
+            None.
+    """
+
+    def __init__(self, mode, num_t, num_s, seed=0, path=None):
+        super().__init__()
+        self.mode = mode
+        self.register_buffer(
+            'links', fixed_links(mode, num_t, num_s, seed, path),
+            persistent=False)  # (T, S)
+
+    def forward(self, teacher_feats, student_feats):
+        """The constant link matrix broadcast over the batch.
+
+        Args:
+            teacher_feats (list[Tensor]): T tensors, (B, ...); only B is
+                read.
+            student_feats (list[Tensor]): S tensors, (B, ...); unused.
+
+        Returns:
+            Tensor: alpha (B, T, S), a broadcast view without gradient.
+        """
+        batch = teacher_feats[0].shape[0]
+        return self.links.expand(batch, -1, -1)  # (B, T, S)

@@ -1,0 +1,111 @@
+"""WHICH modules are distillation candidates: patterns -> module names.
+
+A candidate is the output of one module of the network (for ResNets, one
+residual block). This file turns glob patterns plus a selection rule into
+the ordered list of module names a :class:`FeatureRecorder` hooks:
+
+* ``mode='all'``: every ``stride``-th match starting at ``start`` (ResNet-110
+  in the paper: ``stride=2, start=1`` keeps the 2nd, 4th, ... block);
+* ``mode='interval'``: ``num`` candidates at equal intervals (Table 5);
+* ``mode='random'``: ``num`` candidates drawn once with ``seed`` (Table 5);
+* ``indices``: an explicit list of positions among the matches, applied
+  last (negative positions count from the end).
+"""
+import difflib
+import fnmatch
+import random
+from typing import List, Optional, Sequence, Union
+
+from torch import nn
+
+SELECT_MODES = ('all', 'interval', 'random')
+
+
+def match_modules(model: nn.Module,
+                  patterns: Union[str, Sequence[str]]) -> List[str]:
+    """Names of ``model``'s modules matching any glob, in network order.
+
+    Globs match one dot-separated part at a time (``*`` never crosses a
+    dot), so ``'backbone.layer*.*'`` selects the blocks ``layer1.0`` but not
+    their inner ``layer1.0.conv1``.
+
+    Network order is the order of ``model.named_modules()``, i.e. the order
+    in which sub-modules were registered, which for every mmpretrain
+    backbone is the order they run in.
+
+    Raises:
+        ValueError: a pattern matches nothing; the message lists the closest
+            real module names.
+    """
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    if not patterns:
+        raise ValueError('`patterns` is empty: give at least one glob such '
+                         "as 'backbone.layer*.*'.")
+    names = [name for name, _ in model.named_modules() if name]
+    for pattern in patterns:
+        if not any(_match(n, pattern) for n in names):
+            raise ValueError(_no_match_message(pattern, names))
+    return [n for n in names if any(_match(n, p) for p in patterns)]
+
+
+def _match(name: str, pattern: str) -> bool:
+    parts, globs = name.split('.'), pattern.split('.')
+    return len(parts) == len(globs) and all(
+        fnmatch.fnmatchcase(part, glob) for part, glob in zip(parts, globs))
+
+
+def _no_match_message(pattern: str, names: List[str]) -> str:
+    close = difflib.get_close_matches(pattern, names, n=5, cutoff=0.3)
+    if not close:  # patterns like 'backbone.stages.*' vs 'backbone.layer1.0'
+        prefix = pattern.split('*')[0].rsplit('.', 1)[0]
+        close = [n for n in names if n.startswith(prefix)][:5] or names[:5]
+    return (f'Recorder pattern {pattern!r} matches no module of the model. '
+            f'Closest module names: {close}. Change `patterns` of the '
+            'recorder in your config (student_recorder / teacher_recorder).')
+
+
+def select(names: Sequence[str],
+           mode: str = 'all',
+           stride: int = 1,
+           start: int = 0,
+           num: Optional[int] = None,
+           seed: int = 0,
+           indices: Optional[Sequence[int]] = None) -> List[str]:
+    """Keep a subset of the matched ``names``; see the module docstring."""
+    names = list(names)
+    if mode not in SELECT_MODES:
+        raise ValueError(f'Recorder `mode`={mode!r} is unknown; use one of '
+                         f'{SELECT_MODES}.')
+    if stride < 1 or not 0 <= start < max(len(names), 1):
+        raise ValueError(
+            f'Recorder `stride`={stride}, `start`={start} are invalid for '
+            f'{len(names)} matched modules: need stride >= 1 and '
+            f'0 <= start < {len(names)}.')
+    names = names[start::stride]
+    if mode != 'all':
+        if num is None or not 1 <= num <= len(names):
+            raise ValueError(
+                f'Recorder mode {mode!r} needs `num` between 1 and '
+                f'{len(names)} (the matched candidates), got {num}.')
+        names = _subset(names, mode, num, seed)
+    if indices is not None:
+        names = _pick(names, indices)
+    return names
+
+
+def _subset(names: List[str], mode: str, num: int, seed: int) -> List[str]:
+    if mode == 'interval':  # equal intervals, always keeping the last one
+        step = len(names) / num
+        keep = [round((i + 1) * step) - 1 for i in range(num)]
+    else:
+        keep = sorted(random.Random(seed).sample(range(len(names)), num))
+    return [names[i] for i in keep]
+
+
+def _pick(names: List[str], indices: Sequence[int]) -> List[str]:
+    bad = [i for i in indices if not -len(names) <= i < len(names)]
+    if bad:
+        raise ValueError(
+            f'Recorder `indices` {bad} are out of range for the '
+            f'{len(names)} candidates {names}.')
+    return [names[i] for i in indices]

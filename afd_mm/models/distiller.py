@@ -1,0 +1,221 @@
+"""AFDDistiller: a frozen teacher and a student trained with AFD."""
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.hub import get_config
+from mmengine.logging import MessageHub, print_log
+from mmengine.model import BaseModel
+from torch import nn
+
+from afd_mm.registry import MODELS
+from afd_mm.utils.checkpoint import extract_state_dict, load_checkpoint_file
+from .losses.kd_loss import kd_loss
+
+_DEFAULT_RECORDER = dict(type='afd_mm.FeatureRecorder',
+                         patterns='backbone.layer*.*')
+
+
+@MODELS.register_module()
+class AFDDistiller(BaseModel):
+    """Teacher-student distillation model for mmengine's Runner.
+
+    In training, ``forward(mode='loss')`` runs the frozen teacher and the
+    student on the same batch, records both sides' candidate features and
+    returns::
+
+        {'loss_cls': CE, 'loss_kd': alpha_kd * KD_T, <loss_name>: beta * L}
+
+    where ``L`` is ``distill_loss`` (AFD by default). Validation, test and
+    prediction run the student alone, so mmpretrain's evaluators work
+    unchanged. The teacher stays in eval mode, has ``requires_grad=False``
+    and runs under ``torch.no_grad()``.
+
+    Args:
+        student (dict): config of any mmpretrain classifier (e.g.
+            ``ImageClassifier``), copied unchanged from an mmpretrain config.
+        teacher (dict | str): the teacher classifier's model config, or the
+            path of a config file whose ``model`` is the teacher
+            (``'mmpretrain::resnet/resnet34_8xb32_in1k.py'`` works).
+        teacher_ckpt (str, optional): teacher weights, a local path or an
+            http(s) URL, loaded with ``weights_only=True``. Keys must fit
+            the teacher exactly. ``None`` keeps the teacher's own init
+            (tests, or a teacher config with ``init_cfg``).
+        student_recorder (dict): a ``afd_mm.FeatureRecorder`` config choosing
+            the student's candidates. Default: every residual block,
+            ``backbone.layer*.*``.
+        teacher_recorder (dict): same for the teacher.
+        distill_loss (dict, optional): the feature loss, default
+            ``afd_mm.AFDLoss`` with its defaults (beta 200). Its candidate
+            shapes are filled in from the probe forward. ``None`` trains
+            with CE (+ KD) only.
+        kd_weight (float): alpha_kd of Hinton's KD on logits. Default 0.9
+            (the AFD release on CIFAR-100). Switched off, with a log line,
+            when teacher and student predict different numbers of classes.
+        kd_temperature (float): KD temperature. Default 4 (the release).
+        probe_size (tuple[int, int]): input (H, W) of the one probe forward
+            that finds candidate shapes at build time. Default (32, 32);
+            use the training crop size for ImageNet-size inputs.
+        data_preprocessor (dict, optional): the batch preprocessor; the
+            runner fills it from the config's top-level
+            ``data_preprocessor``. Default: the student's.
+        init_cfg (dict, optional): mmengine init config of the distiller.
+    """
+
+    def __init__(self,
+                 student: dict,
+                 teacher: Union[dict, str],
+                 teacher_ckpt: Optional[str] = None,
+                 student_recorder: dict = _DEFAULT_RECORDER,
+                 teacher_recorder: dict = _DEFAULT_RECORDER,
+                 distill_loss: Optional[dict] = dict(type='afd_mm.AFDLoss'),
+                 kd_weight: float = 0.9,
+                 kd_temperature: float = 4.0,
+                 probe_size: Sequence[int] = (32, 32),
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        student_model = MODELS.build(student)
+        if data_preprocessor is None:
+            data_preprocessor = student_model.data_preprocessor
+        elif isinstance(data_preprocessor, dict):
+            data_preprocessor = copy.deepcopy(data_preprocessor)
+            data_preprocessor.setdefault('type',
+                                         'mmpretrain.ClsDataPreprocessor')
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        self.student = student_model
+        self.teacher = self._build_teacher(teacher, teacher_ckpt)
+        self.student_recorder = MODELS.build(student_recorder)
+        self.teacher_recorder = MODELS.build(teacher_recorder)
+        self.student_recorder.attach(self.student)
+        self.teacher_recorder.attach(self.teacher)
+        t_shapes, s_shapes, num_classes = self._probe(probe_size)
+        self.kd_temperature = kd_temperature
+        self.kd_weight = self._check_kd(kd_weight, num_classes)
+        self.distill_loss = None if distill_loss is None else MODELS.build(
+            distill_loss,
+            default_args=dict(teacher_shapes=t_shapes,
+                              student_shapes=s_shapes))
+
+    # ----------------------------------------------------------- building
+    def _build_teacher(self, teacher: Union[dict, str],
+                       ckpt: Optional[str]) -> nn.Module:
+        if isinstance(teacher, str):
+            cfg = get_config(teacher) if '::' in teacher else \
+                Config.fromfile(teacher)
+            if 'model' not in cfg:
+                raise KeyError(f'Teacher config file {teacher!r} has no '
+                               '`model`; fix `teacher` in your config.')
+            teacher = cfg.model
+        model = MODELS.build(teacher)
+        if ckpt is not None:
+            load_teacher_weights(model, ckpt)
+            model._is_init = True  # runner.init_weights() must not reset it
+        model.requires_grad_(False)
+        return model.eval()
+
+    @torch.no_grad()
+    def _probe(self, size: Sequence[int]
+               ) -> Tuple[List[tuple], List[tuple], Tuple[int, int]]:
+        """One dry forward of both nets: candidate shapes, class counts."""
+        was_training = self.student.training
+        self.student.eval()
+        inputs = torch.zeros(2, 3, *size)
+        with self.teacher_recorder.record() as t_feats:
+            t_logits = self.teacher(inputs, mode='tensor')
+        with self.student_recorder.record() as s_feats:
+            s_logits = self.student(inputs, mode='tensor')
+        self.student.train(was_training)
+        return ([tuple(f.shape[1:]) for f in t_feats],
+                [tuple(f.shape[1:]) for f in s_feats],
+                (_num_classes(t_logits), _num_classes(s_logits)))
+
+    def _check_kd(self, weight: float, num_classes: Tuple[int, int]
+                  ) -> float:
+        if weight and num_classes[0] != num_classes[1]:
+            print_log(
+                f'KD disabled: the teacher predicts {num_classes[0]} classes '
+                f'and the student {num_classes[1]} (set kd_weight=0 to '
+                'silence this).', logger='current')
+            return 0.0
+        return float(weight)
+
+
+    def train(self, mode: bool = True) -> 'AFDDistiller':
+        """Set train mode on the student; the teacher stays in eval."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # ------------------------------------------------------------ forward
+    def forward(self, inputs: torch.Tensor, data_samples=None,
+                mode: str = 'tensor'):
+        """mmengine's forward: ``'loss'`` distils; others run the student."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        return self.student(inputs, data_samples, mode=mode)
+
+    def loss(self, inputs: torch.Tensor, data_samples) -> Dict[str, object]:
+        """The student objective of one batch, term by term."""
+        needs_logits = self.kd_weight > 0
+        with torch.no_grad(), self.teacher_recorder.record() as t_feats:
+            t_out = self.teacher(inputs, mode='tensor') if needs_logits \
+                else self.teacher.extract_feat(inputs)
+        with self.student_recorder.record() as s_feats:
+            s_logits = self.student.head(self.student.extract_feat(inputs))
+        losses = self.student.head._get_loss(s_logits, data_samples)
+        losses['loss_cls'] = losses.pop('loss')
+        if needs_logits:
+            losses['loss_kd'] = self.kd_weight * kd_loss(
+                s_logits, t_out, self.kd_temperature)
+        if self.distill_loss is not None:
+            losses[self.distill_loss.loss_name] = self.distill_loss(
+                t_feats, s_feats, data_samples)
+        _check_finite(losses)
+        return losses
+
+
+def load_teacher_weights(model: nn.Module, ckpt: str) -> None:
+    """Load ``ckpt`` into ``model``, requiring the keys to fit exactly."""
+    state = extract_state_dict(load_checkpoint_file(ckpt, 'teacher_ckpt'))
+    if any(k.startswith('teacher.') for k in state):  # an AFD run's ckpt
+        state = extract_state_dict(state, prefix='student.')
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state)
+                   if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f'Teacher checkpoint {ckpt!r} does not fit the teacher model '
+            f'({type(model).__name__}): missing keys {missing[:8]} '
+            f'({len(missing)} in all), unexpected keys {unexpected[:8]} '
+            f'({len(unexpected)} in all), shape mismatches {wrong[:8]}. '
+            'Point `teacher_ckpt` at weights of the architecture in '
+            '`teacher`, or change `teacher` to match the checkpoint.')
+    model.load_state_dict(state)
+
+
+def _num_classes(logits) -> int:
+    if isinstance(logits, (tuple, list)):
+        logits = logits[-1]
+    return int(logits.shape[-1])
+
+
+def _check_finite(losses: Dict[str, object]) -> None:
+    """Stop at the first non-finite loss term, naming it and the iter."""
+    terms = {k: v for k, v in losses.items()
+             if 'loss' in k and isinstance(v, torch.Tensor)}
+    finite = torch.stack([torch.isfinite(v.detach()).all()
+                          for v in terms.values()])
+    if bool(finite.all()):
+        return
+    bad = [k for k, ok in zip(terms, finite.tolist()) if not ok]
+    it = MessageHub.get_current_instance().get_info('iter', 'unknown')
+    raise FloatingPointError(
+        f'Non-finite loss at iteration {it}: {bad} (values '
+        f'{ {k: float(terms[k].detach()) for k in bad} }). Training stopped; '
+        'checkpoints already written are intact. Lower the distillation '
+        'weight (`loss_weight` of distill_loss, i.e. beta, or kd_weight) '
+        'or the learning rate (optim_wrapper.optimizer.lr), then resume.')

@@ -1,0 +1,160 @@
+"""AFDLoss: owns the meta-network; the only place L_AFD is reduced."""
+from torch import nn
+
+from afd_mm.registry import MODELS
+from ..attention import FIXED_LINKS, AFDAttention, FixedLinks
+from ..distance import DISTANCES, POOLINGS, distance_matrix
+
+LINKS = ('afd', ) + FIXED_LINKS
+
+
+def _check_choice(key, value, allowed):
+    if value not in allowed:
+        raise ValueError(
+            f'{key}={value!r} is not supported; choose one of {allowed} '
+            f'(the `{key}` key of AFDLoss).')
+
+
+def _check_shapes(shapes, side):
+    """Candidates must exist and be (C, H, W) maps: D compares maps."""
+    recorder = f'{side}_recorder'
+    if len(shapes) == 0:
+        raise ValueError(
+            f'AFDLoss got 0 {side} candidates ({side}_shapes is empty); '
+            f"change the patterns of the distiller's `{recorder}` so they "
+            f'match at least one module.')
+    for i, shape in enumerate(shapes):
+        if len(shape) != 3:
+            raise ValueError(
+                f'AFDLoss needs (C, H, W) feature maps for its distance, but '
+                f'{side} candidate {i} has shape {tuple(shape)}; change the '
+                f"patterns of the distiller's `{recorder}` to hook modules "
+                f'that output maps (residual blocks, not the pooled neck).')
+
+
+@MODELS.register_module()
+class AFDLoss(nn.Module):
+    """Attention-based Feature Distillation loss (Ji et al., AAAI 2021).
+
+    Every teacher candidate t is matched to every student candidate s with
+    a weight alpha[b, t, s] (a softmax over s, per sample) given by the
+    meta-network ``AFDAttention``, or by a constant link matrix for the
+    linking ablations::
+
+        L_AFD = sum_t mean_b sum_s alpha[b, t, s] * D[b, t, s]
+        loss  = loss_weight * L_AFD
+
+    D compares the channel-pooled, L2-normalised maps of teacher t and of
+    student s, the student's resized to the teacher's size (spec section
+    3). Gradient reaches the student through both D and alpha; the teacher
+    feats are detached. The meta-network is the only trainable part and
+    gets its gradient from this loss alone.
+
+    Args:
+        teacher_shapes (list[tuple]): the T teacher candidates' shapes
+            without the batch dimension, each (C, H, W), in network order.
+            Found by the distiller's probe forward (``default_args``); a
+            config never sets it.
+        student_shapes (list[tuple]): the S student candidates' shapes,
+            each (C, H, W); set like ``teacher_shapes``.
+        loss_weight (float): beta, the weight of L_AFD in the student
+            objective. Default: 200.0 (the release's default on CIFAR-100;
+            the paper uses 50 on TinyImageNet/ImageNet, 1000 for transfer).
+        embed_dim (int): d, the size of queries and keys. Default: 128
+            (paper and release).
+        distance (str): D: 'l2' (default, paper and release), 'l1', 'kl'
+            or 'cosine' (paper Table 6); see ``distance.value_distance``.
+        pooling (str): the channel pooling of the value maps: 'a2'
+            (default, paper and release), 'a1' or 'max' (paper Table 7);
+            see ``distance.spatial_descriptor``.
+        links (str): where alpha comes from (paper Table 4). 'afd'
+            (default): the co-trained meta-network. 'ordered': teacher t
+            linked to the proportional student. 'random': one-hot links
+            drawn once with ``link_seed``. 'fixed': a T x S matrix read
+            from ``links_file``; see ``attention.fixed_links``.
+        links_file (str, optional): the .pt/.npy link matrix for
+            ``links='fixed'``, e.g. the averaged alpha saved by an earlier
+            AFD run; only valid with that mode. Default: None.
+        link_seed (int): the seed of ``links='random'``. Default: 0.
+        linear_init (str): 'default' (PyTorch's init, the release's
+            behaviour) or 'xavier' (the paper's appendix) for the
+            meta-network's Linear layers. Default: 'default'.
+
+    Attributes:
+        last_alpha (Tensor | None): alpha of the last forward averaged over
+            the batch, (T, S), detached; None before the first forward.
+    """
+
+    loss_name = 'loss_afd'
+
+    def __init__(self, teacher_shapes, student_shapes, *, loss_weight=200.0,
+                 embed_dim=128, distance='l2', pooling='a2', links='afd',
+                 links_file=None, link_seed=0, linear_init='default'):
+        super().__init__()
+        _check_shapes(teacher_shapes, 'teacher')
+        _check_shapes(student_shapes, 'student')
+        _check_choice('distance', distance, DISTANCES)
+        _check_choice('pooling', pooling, POOLINGS)
+        _check_choice('links', links, LINKS)
+        if links_file is not None and links != 'fixed':
+            raise ValueError(
+                f'links_file={links_file!r} is only read with '
+                f"links='fixed', but links={links!r}; set `links` to "
+                f"'fixed' or `links_file` to None in the AFDLoss config.")
+        if not isinstance(embed_dim, int) or embed_dim < 1:
+            raise ValueError(
+                f'embed_dim={embed_dim!r} must be a positive int (the '
+                f'`embed_dim` key of AFDLoss; the paper uses 128).')
+        self.teacher_channels = [int(shape[0]) for shape in teacher_shapes]
+        self.student_channels = [int(shape[0]) for shape in student_shapes]
+        self.loss_weight = loss_weight
+        self.distance = distance
+        self.pooling = pooling
+        self.links = links
+        if links == 'afd':
+            self.attention = AFDAttention(
+                self.teacher_channels, self.student_channels, embed_dim,
+                linear_init)
+        else:
+            self.attention = FixedLinks(
+                links, len(teacher_shapes), len(student_shapes), link_seed,
+                links_file)
+        self.last_alpha = None
+
+    def _check_feats(self, feats, channels, side):
+        if len(feats) != len(channels):
+            raise ValueError(
+                f'AFDLoss was built for {len(channels)} {side} candidates '
+                f'but got {len(feats)} {side} feats; the distiller\'s '
+                f'`{side}_recorder` must record the same modules at every '
+                f'forward as at the probe forward.')
+        for i, (h, c) in enumerate(zip(feats, channels)):
+            if h.dim() != 4 or h.shape[1] != c:
+                raise ValueError(
+                    f'{side} feat {i} has shape {tuple(h.shape)}, expected '
+                    f'(B, {c}, H, W) as found by the probe forward; the '
+                    f'`{side}_recorder` must record the same modules as '
+                    f'at the probe forward.')
+
+    def forward(self, teacher_feats, student_feats, data_samples=None):
+        """beta * L_AFD for one batch.
+
+        Args:
+            teacher_feats (list[Tensor]): T maps (B, C_t, H_t, W_t) in
+                network order; detached here.
+            student_feats (list[Tensor]): S maps (B, C_s, H_s, W_s) in
+                network order.
+            data_samples (list[DataSample], optional): unused.
+
+        Returns:
+            Tensor: the weighted scalar loss.
+        """
+        self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
+        self._check_feats(student_feats, self.student_channels, 'student')
+        teacher_feats = [h.detach() for h in teacher_feats]
+        alpha = self.attention(teacher_feats, student_feats)  # (B, T, S)
+        self.last_alpha = alpha.detach().mean(dim=0)  # (T, S)
+        dist = distance_matrix(teacher_feats, student_feats, self.distance,
+                               self.pooling)  # (B, T, S)
+        l_afd = (alpha * dist).sum(dim=2).mean(dim=0).sum()
+        return self.loss_weight * l_afd

@@ -1,0 +1,144 @@
+"""FeatureRecorder: forward hooks that collect candidate features."""
+import contextlib
+from typing import Iterator, List, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from afd_mm.registry import MODELS
+from .candidates import match_modules, select
+
+
+@MODELS.register_module()
+class FeatureRecorder:
+    """Records the outputs of chosen modules during a forward pass.
+
+    Works for any ``nn.Module``. Candidate modules are found by glob
+    patterns over ``model.named_modules()`` names and thinned by a selection
+    rule (see :mod:`afd_mm.models.candidates`). Usage::
+
+        recorder = FeatureRecorder('backbone.layer*.*')
+        recorder.attach(model)            # resolves names, adds hooks
+        with recorder.record() as feats:
+            model(inputs)
+        # feats: one tensor per candidate, in network order
+        recorder.detach()                 # removes the hooks
+
+    Two silent failure modes of forward hooks are detected and raised:
+
+    * the recorded tensor is modified in place after it was recorded (e.g.
+      by ``ReLU(inplace=True)`` in the module that follows), which would
+      make the feature wrong;
+    * the module runs with gradients disabled inside a forward that has
+      them enabled (``torch.utils.checkpoint``, i.e. ``with_cp=True``),
+      which would record a tensor with no gradient.
+
+    Args:
+        patterns (str | list[str]): fnmatch globs over module names, e.g.
+            ``'backbone.layer*.*'`` for every residual block of an
+            mmpretrain ResNet. A pattern matching nothing raises an error
+            listing the closest real names.
+        mode (str): ``'all'`` (default), ``'interval'`` (``num`` at equal
+            intervals) or ``'random'`` (``num`` drawn with ``seed``); the
+            teacher-candidate ablations of the paper's Table 5.
+        stride (int): keep every ``stride``-th match. Default 1; the paper
+            uses 2 for ResNet-110 (with ``start=1``).
+        start (int): position of the first kept match. Default 0.
+        num (int, optional): number of candidates for ``'interval'`` and
+            ``'random'``.
+        seed (int): seed of ``'random'``. Default 0.
+        indices (list[int], optional): explicit positions among the kept
+            matches, applied last (e.g. ``[-1]`` for the last block only).
+    """
+
+    def __init__(self,
+                 patterns: Union[str, Sequence[str]],
+                 mode: str = 'all',
+                 stride: int = 1,
+                 start: int = 0,
+                 num: Optional[int] = None,
+                 seed: int = 0,
+                 indices: Optional[Sequence[int]] = None) -> None:
+        self.patterns = patterns
+        self.select_args = dict(mode=mode, stride=stride, start=start,
+                                num=num, seed=seed, indices=indices)
+        self.names: List[str] = []
+        self._handles: list = []
+        self._records: Optional[dict] = None
+        self._grad_at_entry = False
+
+    def attach(self, model: nn.Module) -> List[str]:
+        """Resolve the candidate names in ``model`` and hook them."""
+        self.detach()
+        names = select(match_modules(model, self.patterns),
+                       **self.select_args)
+        modules = dict(model.named_modules())
+        for name in names:
+            hook = self._make_hook(name)
+            self._handles.append(modules[name].register_forward_hook(hook))
+        self.names = names
+        return names
+
+    def detach(self) -> None:
+        """Remove every hook this recorder added."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    @contextlib.contextmanager
+    def record(self) -> Iterator[List[torch.Tensor]]:
+        """Collect candidate outputs of the forward run inside the block.
+
+        The yielded list is filled, in network order, when the block exits.
+        """
+        feats: List[torch.Tensor] = []
+        self._records = {}
+        self._grad_at_entry = torch.is_grad_enabled()
+        try:
+            yield feats
+            feats.extend(self._collect())
+        finally:
+            self._records = None
+
+    def _make_hook(self, name: str):
+        def hook(module, inputs, output):
+            if self._records is None:  # not recording (e.g. cp recompute)
+                return
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(
+                    f'Candidate module {name!r} returned '
+                    f'{type(output).__name__}, not a Tensor. Record a module '
+                    'that outputs a feature map (change the recorder '
+                    '`patterns`).')
+            if self._grad_at_entry and not torch.is_grad_enabled():
+                raise RuntimeError(
+                    f'Candidate module {name!r} ran with gradients disabled '
+                    'inside a training forward: it is under activation '
+                    'checkpointing (with_cp=True), so its recorded output '
+                    'would carry no gradient. Set with_cp=False in that '
+                    'backbone, or record the enclosing block instead.')
+            if name in self._records:
+                raise RuntimeError(
+                    f'Candidate module {name!r} ran twice in one forward; '
+                    'record a module that runs once (change `patterns`).')
+            self._records[name] = (output, output._version)
+        return hook
+
+    def _collect(self) -> List[torch.Tensor]:
+        missing = [n for n in self.names if n not in self._records]
+        if missing:
+            raise RuntimeError(
+                f'Candidate modules {missing} did not run in the forward; '
+                'record modules on the forward path (change `patterns`).')
+        feats = []
+        for name in self.names:
+            tensor, version = self._records[name]
+            if tensor._version != version:
+                raise RuntimeError(
+                    f'The output of candidate module {name!r} was modified '
+                    'in place after it was recorded (e.g. by '
+                    'ReLU(inplace=True) in the next module), so the feature '
+                    'would be wrong. Record the enclosing block instead, or '
+                    'set inplace=False on that op.')
+            feats.append(tensor)
+        return feats

@@ -1,0 +1,154 @@
+"""Tests of afd_mm.models.distance: descriptors, values and distances."""
+import math
+
+import pytest
+import torch
+
+from afd_mm.models import distance as distance_mod
+from afd_mm.models.distance import (distance_matrix, global_descriptor,
+                                    spatial_descriptor, student_values,
+                                    teacher_values, value_distance)
+
+
+def test_global_descriptor_map_mean_and_vector_passthrough():
+    h = torch.arange(8.).view(1, 2, 2, 2)
+    assert torch.equal(global_descriptor(h), torch.tensor([[1.5, 5.5]]))
+    vec = torch.randn(3, 5)
+    assert global_descriptor(vec) is vec
+
+
+def test_global_descriptor_rejects_other_ranks():
+    with pytest.raises(ValueError, match=r'\(B, C, H, W\) map or a \(B, C\) '
+                       r'vector, got a tensor of shape \(2, 3, 4\)'):
+        global_descriptor(torch.zeros(2, 3, 4))
+
+
+@pytest.mark.parametrize('pooling, expected', [
+    ('a2', [[5., 10.]]),  # ((1 + 9) / 2, (4 + 16) / 2)
+    ('a1', [[2., 3.]]),  # ((1 + 3) / 2, (2 + 4) / 2)
+    ('max', [[3., 4.]]),
+])
+def test_spatial_descriptor_poolings(pooling, expected):
+    # one sample, C = 2 channels over a 1 x 2 map: [1, -2] and [3, 4]
+    h = torch.tensor([[[[1., -2.]], [[3., 4.]]]])
+    v = spatial_descriptor(h, pooling)
+    assert v.shape == (1, 1, 2)
+    assert torch.allclose(v, torch.tensor([expected]))
+
+
+def test_spatial_descriptor_default_is_a2():
+    h = torch.randn(2, 3, 4, 4)
+    assert torch.equal(spatial_descriptor(h), spatial_descriptor(h, 'a2'))
+
+
+def test_spatial_descriptor_unknown_pooling_message():
+    with pytest.raises(ValueError, match=r"pooling='a3' is not supported; "
+                       r"choose one of \('a2', 'a1', 'max'\) \(the "
+                       r'`pooling` key of AFDLoss\)'):
+        spatial_descriptor(torch.zeros(1, 1, 2, 2), 'a3')
+
+
+def test_teacher_values_flatten_and_l2_normalise():
+    u = teacher_values(torch.tensor([[[3., 0.], [0., 4.]]]))
+    assert torch.allclose(u, torch.tensor([[0.6, 0., 0., 0.8]]))
+
+
+def test_student_values_down_sample_by_averaging():
+    v = torch.arange(16.).view(1, 4, 4)
+    w = student_values([v], (2, 2))
+    means = torch.tensor([2.5, 4.5, 10.5, 12.5])
+    assert w.shape == (1, 1, 4)
+    assert torch.allclose(w[0, 0], means / means.norm())
+
+
+def test_student_values_up_sample_by_replication():
+    v = torch.tensor([[[1., 2.], [3., 4.]]])
+    w = student_values([v], (4, 4))
+    up = torch.tensor([[1., 1., 2., 2.], [1., 1., 2., 2.],
+                       [3., 3., 4., 4.], [3., 3., 4., 4.]]).flatten()
+    assert torch.allclose(w[0, 0], up / up.norm())
+
+
+def test_student_values_stack_mixed_sizes_in_order():
+    v_s = [torch.rand(2, 8, 8), torch.rand(2, 4, 4), torch.rand(2, 2, 2)]
+    w = student_values(v_s, (4, 4))
+    assert w.shape == (2, 3, 16)
+    assert torch.allclose(w.norm(dim=2), torch.ones(2, 3))
+    # the 4 x 4 student at the teacher's own size is only normalised
+    assert torch.allclose(w[:, 1], teacher_values(v_s[1]))
+
+
+# u and w below: unit vectors; p_u = (3, 4) / 7 and p_w = (4, 3) / 7
+@pytest.mark.parametrize('distance, expected', [
+    ('l2', 0.04),  # ((0.2) ** 2 + (0.2) ** 2) / 2
+    ('l1', 0.2),  # (0.2 + 0.2) / 2
+    ('cosine', 0.04),  # 1 - (0.48 + 0.48)
+    ('kl', math.log(4 / 3) / 7),  # 3/7 log(3/4) + 4/7 log(4/3)
+])
+def test_value_distance_hand_values(distance, expected):
+    u = torch.tensor([[0.6, 0.8]], dtype=torch.float64)
+    w = torch.tensor([[[0.8, 0.6], [0.6, 0.8]]], dtype=torch.float64)
+    d = value_distance(w, u, distance)
+    assert d.shape == (1, 2)
+    assert d[0, 0].item() == pytest.approx(expected)
+    assert d[0, 1].item() == pytest.approx(0., abs=1e-12)
+
+
+def test_value_distance_default_is_l2():
+    w, u = torch.rand(2, 3, 5), torch.rand(2, 5)
+    assert torch.equal(value_distance(w, u), value_distance(w, u, 'l2'))
+
+
+def test_value_distance_kl_finite_on_all_zero_maps():
+    w = torch.zeros(1, 1, 4, requires_grad=True)
+    d = value_distance(w, torch.zeros(1, 4), 'kl')
+    d.sum().backward()
+    assert d.item() == 0.
+    assert torch.isfinite(w.grad).all()
+
+
+def test_value_distance_unknown_message():
+    with pytest.raises(ValueError, match=r"distance='l3' is not supported; "
+                       r"choose one of \('l2', 'l1', 'kl', 'cosine'\) "
+                       r'\(the `distance` key of AFDLoss\)'):
+        value_distance(torch.rand(1, 1, 2), torch.rand(1, 2), 'l3')
+
+
+def test_distance_matrix_shape_and_pairs():
+    teacher = [torch.randn(2, 4, 8, 8), torch.randn(2, 6, 4, 4)]
+    student = [torch.randn(2, 3, 8, 8), torch.randn(2, 5, 2, 2)]
+    d = distance_matrix(teacher, student, 'l1', 'a1')
+    assert d.shape == (2, 2, 2)
+    v_s = [spatial_descriptor(h, 'a1') for h in student]
+    for t, h_t in enumerate(teacher):
+        v_t = spatial_descriptor(h_t, 'a1')
+        w = student_values(v_s, tuple(v_t.shape[-2:]))
+        expected = value_distance(w, teacher_values(v_t), 'l1')
+        assert torch.allclose(d[:, t], expected)
+
+
+def test_distance_matrix_student_values_once_per_teacher_size(monkeypatch):
+    sizes = []
+
+    def counting(v_s, size):
+        sizes.append(size)
+        return student_values(v_s, size)
+
+    monkeypatch.setattr(distance_mod, 'student_values', counting)
+    teacher = [torch.randn(2, 4, 8, 8), torch.randn(2, 4, 4, 4),
+               torch.randn(2, 6, 8, 8), torch.randn(2, 6, 4, 4)]
+    student = [torch.randn(2, 3, 8, 8), torch.randn(2, 5, 2, 2)]
+    d = distance_matrix(teacher, student)
+    assert d.shape == (2, 4, 2)
+    assert sorted(sizes) == [(4, 4), (8, 8)]
+
+
+@pytest.mark.parametrize('pooling', ['a2', 'a1', 'max'])
+@pytest.mark.parametrize('distance', ['l2', 'l1', 'kl', 'cosine'])
+def test_distance_matrix_zero_for_replicated_student(distance, pooling):
+    """A teacher map that replicates the student's 2 x 2 blocks: D = 0."""
+    h_s = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    h_t = h_s.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    d = distance_matrix([h_t], [h_s], distance, pooling)
+    assert d.shape == (2, 1, 1)
+    assert torch.allclose(d, torch.zeros_like(d), atol=1e-12)
