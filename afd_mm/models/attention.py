@@ -41,7 +41,8 @@ def link_logits(bilinear_keys, queries, pos_t, pos_s):
     Returns:
         Tensor: (B, T, S).
     """
-    content = torch.einsum('bstd,btd->bts', bilinear_keys, queries)
+    content = torch.einsum('bstd,btd->bts', bilinear_keys,
+                           queries)  # (B, T, S)
     position = pos_t @ pos_s.t()  # (T, S)
     return (content + position) / math.sqrt(queries.shape[-1])  # (B, T, S)
 

@@ -93,6 +93,8 @@ class AFDDistiller(BaseModel):
         t_shapes, s_shapes, num_classes = self._probe(probe_size)
         self.kd_temperature = kd_temperature
         self.kd_weight = self._check_kd(kd_weight, num_classes)
+        self._teacher_head_used = self.kd_weight > 0 or any(
+            n.split('.')[0] == 'head' for n in self.teacher_recorder.names)
         self.distill_loss = None if distill_loss is None else MODELS.build(
             distill_loss,
             default_args=dict(teacher_shapes=t_shapes,
@@ -158,15 +160,15 @@ class AFDDistiller(BaseModel):
 
     def loss(self, inputs: torch.Tensor, data_samples) -> Dict[str, object]:
         """The student objective of one batch, term by term."""
-        needs_logits = self.kd_weight > 0
         with torch.no_grad(), self.teacher_recorder.record() as t_feats:
-            t_out = self.teacher(inputs, mode='tensor') if needs_logits \
+            t_out = self.teacher(inputs, mode='tensor') \
+                if self._teacher_head_used \
                 else self.teacher.extract_feat(inputs)
         with self.student_recorder.record() as s_feats:
             s_logits = self.student.head(self.student.extract_feat(inputs))
         losses = self.student.head._get_loss(s_logits, data_samples)
         losses['loss_cls'] = losses.pop('loss')
-        if needs_logits:
+        if self.kd_weight > 0:
             losses['loss_kd'] = self.kd_weight * kd_loss(
                 s_logits, t_out, self.kd_temperature)
         if self.distill_loss is not None:

@@ -9,6 +9,7 @@ folder on ``sys.path``).
 """
 import os
 import os.path as osp
+import shutil
 
 import numpy as np
 from mmengine.config import Config
@@ -51,6 +52,14 @@ def write_lines(path, lines, newline='\n'):
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w', newline='') as f:
         f.write(''.join(line + newline for line in lines))
+
+
+def remove_path(path):
+    """Delete the file or folder ``path`` (to test missing-file errors)."""
+    if osp.isdir(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
 
 
 def write_tiny_imagenet(root, n_classes=3, n_per_class=2, size=64,

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from afd_mm.models.attention import (AFDAttention, FixedLinks, fixed_links,
-                                     link_logits)
+from afd_mm.models.attention import (
+    AFDAttention,
+    FixedLinks,
+    fixed_links,
+    link_logits,
+)
 
 # (teacher channels, student channels, parameter count from the spec)
 SETTINGS = {

@@ -5,9 +5,14 @@ import pytest
 import torch
 
 from afd_mm.models import distance as distance_mod
-from afd_mm.models.distance import (distance_matrix, global_descriptor,
-                                    spatial_descriptor, student_values,
-                                    teacher_values, value_distance)
+from afd_mm.models.distance import (
+    distance_matrix,
+    global_descriptor,
+    spatial_descriptor,
+    student_values,
+    teacher_values,
+    value_distance,
+)
 
 
 def test_global_descriptor_map_mean_and_vector_passthrough():

@@ -2,7 +2,8 @@
 from torch import nn
 
 from afd_mm.registry import MODELS
-from ..attention import FIXED_LINKS, AFDAttention, FixedLinks
+
+from ..attention import FIXED_LINKS, LINEAR_INITS, AFDAttention, FixedLinks
 from ..distance import DISTANCES, POOLINGS, distance_matrix
 
 LINKS = ('afd', ) + FIXED_LINKS
@@ -96,6 +97,7 @@ class AFDLoss(nn.Module):
         _check_choice('distance', distance, DISTANCES)
         _check_choice('pooling', pooling, POOLINGS)
         _check_choice('links', links, LINKS)
+        _check_choice('linear_init', linear_init, LINEAR_INITS)
         if links_file is not None and links != 'fixed':
             raise ValueError(
                 f'links_file={links_file!r} is only read with '
@@ -125,7 +127,7 @@ class AFDLoss(nn.Module):
         if len(feats) != len(channels):
             raise ValueError(
                 f'AFDLoss was built for {len(channels)} {side} candidates '
-                f'but got {len(feats)} {side} feats; the distiller\'s '
+                f"but got {len(feats)} {side} feats; the distiller's "
                 f'`{side}_recorder` must record the same modules at every '
                 f'forward as at the probe forward.')
         for i, (h, c) in enumerate(zip(feats, channels)):

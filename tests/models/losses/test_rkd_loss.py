@@ -3,9 +3,13 @@ import math
 import pytest
 import torch
 
-from afd_mm.models.losses.rkd_loss import (RKDLoss, angles,
-                                           normalized_distances,
-                                           rkd_angle_loss, rkd_distance_loss)
+from afd_mm.models.losses.rkd_loss import (
+    RKDLoss,
+    angles,
+    normalized_distances,
+    rkd_angle_loss,
+    rkd_distance_loss,
+)
 from afd_mm.registry import MODELS
 
 SQ3 = math.sqrt(3.0)
