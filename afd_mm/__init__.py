@@ -20,5 +20,9 @@ if digit_version(mmpretrain.__version__) < digit_version(_MMPRETRAIN_MIN):
 MODULE2PACKAGE.setdefault('afd_mm', 'afd_mm')
 
 from . import datasets, hooks, models  # noqa: E402,F401  (registers)
+from .utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
+
+# resume under torch's weights_only loading (see afd_mm/utils/checkpoint.py)
+allow_mmengine_checkpoints()
 
 __all__ = ['__version__']

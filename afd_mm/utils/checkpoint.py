@@ -2,11 +2,20 @@
 
 torch >= 2.6 loads with ``weights_only=True``, which refuses any pickled
 class not allow-listed. mmengine's training checkpoints hold a few of its
-own objects (the message hub's ``HistoryBuffer``) and numpy arrays/scalars,
-so resuming fails out of the box. :data:`CHECKPOINT_SAFE_GLOBALS` lists
-exactly those types; :func:`allow_mmengine_checkpoints` registers them
-once. Nothing here ever loads with ``weights_only=False``.
+own objects (the message hub's ``HistoryBuffer``), numpy arrays/scalars and
+a ``Counter``, so resuming fails out of the box.
+:data:`CHECKPOINT_SAFE_GLOBALS` lists exactly those types and
+:func:`allow_mmengine_checkpoints` registers them.
+
+A ``HistoryBuffer`` pickles its statistics methods through
+``builtins.getattr``, which must never be allow-listed (it opens every
+attribute of every allowed object). So we also register a reducer that
+saves a buffer as ``HistoryBuffer(log, counts, max_length)`` with plain
+lists: checkpoints written by afd_mm resume under ``weights_only=True``.
+Nothing here ever loads with ``weights_only=False``.
 """
+import collections
+import copyreg
 import os
 import os.path as osp
 from collections import OrderedDict
@@ -22,6 +31,7 @@ _np_core = getattr(np, '_core', None) or np.core
 
 CHECKPOINT_SAFE_GLOBALS = [
     HistoryBuffer,
+    collections.Counter,
     np.ndarray,
     np.dtype,
     _np_core.multiarray._reconstruct,
@@ -31,9 +41,15 @@ CHECKPOINT_SAFE_GLOBALS = [
 ]
 
 
+def _reduce_history_buffer(buffer: HistoryBuffer):
+    log, counts = buffer.data
+    return HistoryBuffer, (log.tolist(), counts.tolist(), buffer.max_length)
+
+
 def allow_mmengine_checkpoints() -> None:
-    """Allow-list the types of an mmengine training checkpoint."""
+    """Allow-list an mmengine training checkpoint's types (idempotent)."""
     torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
+    copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
 
 
 def load_checkpoint_file(path: str, key: str = 'teacher_ckpt') -> dict:
