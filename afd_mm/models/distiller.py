@@ -86,11 +86,12 @@ class AFDDistiller(BaseModel):
                          init_cfg=init_cfg)
         self.student = student_model
         self.teacher = self._build_teacher(teacher, teacher_ckpt)
-        self.student_recorder = MODELS.build(student_recorder)
-        self.teacher_recorder = MODELS.build(teacher_recorder)
-        self.student_recorder.attach(self.student)
-        self.teacher_recorder.attach(self.teacher)
-        t_shapes, s_shapes, num_classes = self._probe(probe_size)
+        self.student_recorder = _attach(student_recorder, self.student,
+                                        'student_recorder')
+        self.teacher_recorder = _attach(teacher_recorder, self.teacher,
+                                        'teacher_recorder')
+        self.probe_size = tuple(probe_size)
+        t_shapes, s_shapes, num_classes = self._probe(self.probe_size)
         self.kd_temperature = kd_temperature
         self.kd_weight = self._check_kd(kd_weight, num_classes)
         self._teacher_head_used = self.kd_weight > 0 or any(
@@ -160,6 +161,12 @@ class AFDDistiller(BaseModel):
 
     def loss(self, inputs: torch.Tensor, data_samples) -> Dict[str, object]:
         """The student objective of one batch, term by term."""
+        if tuple(inputs.shape[-2:]) != self.probe_size:
+            raise ValueError(
+                f'Training inputs are {tuple(inputs.shape[-2:])} but the '
+                f'candidate shapes were probed at {self.probe_size}: set '
+                f'`model.probe_size={tuple(inputs.shape[-2:])}` (the '
+                'training crop size) in your config.')
         with torch.no_grad(), self.teacher_recorder.record() as t_feats:
             t_out = self.teacher(inputs, mode='tensor') \
                 if self._teacher_head_used \
@@ -176,6 +183,21 @@ class AFDDistiller(BaseModel):
                 t_feats, s_feats, data_samples)
         _check_finite(losses)
         return losses
+
+
+def _attach(cfg: dict, model: nn.Module, key: str):
+    """Build a recorder from ``cfg`` and hook it into ``model``."""
+    recorder = MODELS.build(cfg)
+    try:
+        names = recorder.attach(model)
+    except ValueError as err:
+        raise ValueError(f'`model.{key}`: {err}') from None
+    if not names:
+        raise ValueError(
+            f'`model.{key}` selected zero candidates (patterns '
+            f'{recorder.patterns!r}, selection {recorder.select_args}); '
+            'loosen its `patterns` or `indices`.')
+    return recorder
 
 
 def load_teacher_weights(model: nn.Module, ckpt: str) -> None:
