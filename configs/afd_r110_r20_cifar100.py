@@ -17,7 +17,8 @@ model = dict(
     student=_base_.model,
     teacher='afd_mm::teachers/resnet110_cifar100.py',
     teacher_ckpt='work_dirs/resnet110_cifar100/epoch_240.pth',
-    student_recorder=dict(type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*'),
+    student_recorder=dict(
+        type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*'),
     teacher_recorder=dict(
         type='afd_mm.FeatureRecorder',
         patterns='backbone.layer*.*',

@@ -1,4 +1,5 @@
-# AFD on CIFAR-100 (paper Table 1): teacher ResNet-34 (CIFAR stem) -> student WRN-28-2.
+# AFD on CIFAR-100 (paper Table 1): teacher ResNet-34 (CIFAR stem) ->
+# student WRN-28-2.
 # Paper top-1 of the student: 77.47.
 # Recipe: the paper's (240 epochs, batch 64, SGD 0.05 x0.1 at 150/180/210,
 # wd 5e-4) with the release's loss weights (beta 200, KD 0.9 at T=4).
@@ -20,7 +21,8 @@ model = dict(
     student_recorder=dict(
         type='afd_mm.FeatureRecorder',
         patterns='backbone.layer*.*.post_act'),
-    teacher_recorder=dict(type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*'),
+    teacher_recorder=dict(
+        type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*'),
     distill_loss=dict(type='afd_mm.AFDLoss', loss_weight=200.0),
     kd_weight=0.9,
     kd_temperature=4.0,

@@ -17,8 +17,10 @@ model = dict(
     student=_base_.model,
     teacher='afd_mm::teachers/resnet56_cifar100.py',
     teacher_ckpt='work_dirs/resnet56_cifar100/epoch_240.pth',
-    student_recorder=dict(type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*'),
-    teacher_recorder=dict(type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*'),
+    student_recorder=dict(
+        type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*'),
+    teacher_recorder=dict(
+        type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*'),
     distill_loss=dict(type='afd_mm.AFDLoss', loss_weight=200.0),
     kd_weight=0.9,
     kd_temperature=4.0,

@@ -1,4 +1,6 @@
-# ResNet-34 with a 3x3 stride-1 stem and no max-pool (mmpretrain's ResNet_CIFAR) for CIFAR (32x32 inputs, 100 classes).
+# ResNet-34 with a 3x3 stride-1 stem and no max-pool (mmpretrain's
+# ResNet_CIFAR)
+# for CIFAR (32x32 inputs, 100 classes).
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='ResNet_CIFAR', depth=34),

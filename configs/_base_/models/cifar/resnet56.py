@@ -1,4 +1,5 @@
-# CIFAR ResNet-56 (He et al. 2016) for CIFAR (32x32 inputs, 100 classes).
+# CIFAR ResNet-56 (He et al. 2016)
+# for CIFAR (32x32 inputs, 100 classes).
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='afd_mm.CifarResNet', depth=56),

@@ -1,4 +1,5 @@
-# Wide ResNet 16-2 (Zagoruyko & Komodakis 2016) for CIFAR (32x32 inputs, 100 classes).
+# Wide ResNet 16-2 (Zagoruyko & Komodakis 2016)
+# for CIFAR (32x32 inputs, 100 classes).
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='afd_mm.WideResNet', depth=16, widen_factor=2),
