@@ -1,0 +1,137 @@
+import copy
+
+import pytest
+import torch
+from mmpretrain.structures import DataSample
+
+from afd_mm.models.distiller import AFDDistiller
+from conftest import tiny_classifier
+
+
+def _distiller(**kwargs):
+    args = dict(student=tiny_classifier(8), teacher=tiny_classifier(14))
+    args.update(kwargs)
+    return AFDDistiller(**args)
+
+
+def _batch(n=4, num_classes=10, size=32):
+    inputs = torch.randn(n, 3, size, size)
+    samples = [DataSample().set_gt_label(i % num_classes) for i in range(n)]
+    return inputs, samples
+
+
+def test_loss_terms_and_candidates():
+    model = _distiller()
+    assert len(model.student_recorder.names) == 3
+    assert len(model.teacher_recorder.names) == 6
+    assert model.distill_loss.last_alpha is None
+    losses = model(*_batch(), mode='loss')
+    assert set(losses) == {'loss_cls', 'loss_kd', 'loss_afd'}
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert model.distill_loss.last_alpha.shape == (6, 3)
+
+
+def test_teacher_frozen_and_gradients_reach_student_and_meta_network():
+    model = _distiller()
+    model.train()
+    assert model.student.training and not model.teacher.training
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+    losses = model(*_batch(), mode='loss')
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    for name, p in model.student.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    meta = list(model.distill_loss.named_parameters())
+    assert meta and all(p.grad is not None for _, p in meta)
+
+
+def test_teacher_buffers_untouched_by_training_forward():
+    model = _distiller()
+    before = copy.deepcopy(model.teacher.state_dict())
+    model.train()
+    model(*_batch(), mode='loss')
+    after = model.teacher.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_kd_off_when_class_counts_differ():
+    model = _distiller(teacher=tiny_classifier(14, num_classes=20))
+    assert model.kd_weight == 0.0
+    assert 'loss_kd' not in model(*_batch(), mode='loss')
+
+
+def test_predict_runs_the_student_alone():
+    model = _distiller().eval()
+    inputs, samples = _batch()
+    preds = model(inputs, copy.deepcopy(samples), mode='predict')
+    ref = model.student(inputs, copy.deepcopy(samples), mode='predict')
+    assert torch.equal(torch.stack([p.pred_score for p in preds]),
+                       torch.stack([p.pred_score for p in ref]))
+    assert torch.equal(model(inputs), model.student(inputs))
+
+
+def test_teacher_checkpoint_loads_and_survives_init_weights(tmp_path):
+    from mmpretrain.registry import MODELS
+    teacher = MODELS.build(tiny_classifier(14))
+    for p in teacher.parameters():
+        torch.nn.init.normal_(p)
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, ckpt)
+    model = _distiller(teacher_ckpt=str(ckpt))
+    model.init_weights()  # what the Runner does before training
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[k], v), k
+
+
+def test_teacher_checkpoint_of_another_architecture(tmp_path):
+    from mmpretrain.registry import MODELS
+    other = MODELS.build(tiny_classifier(20))
+    ckpt = tmp_path / 'r20.pth'
+    torch.save({'state_dict': other.state_dict()}, ckpt)
+    with pytest.raises(ValueError) as err:
+        _distiller(teacher_ckpt=str(ckpt))
+    msg = str(err.value)
+    assert 'unexpected keys' in msg and 'backbone.layer1.2' in msg
+    assert '`teacher_ckpt`' in msg
+
+
+def test_teacher_from_config_path():
+    model = _distiller(teacher='afd_mm::teachers/resnet56_cifar100.py',
+                       kd_weight=0.0)
+    assert model.teacher.backbone.depth == 56
+    assert len(model.teacher_recorder.names) == 27
+
+
+def test_recorder_errors_name_the_config_key():
+    bad = dict(type='afd_mm.FeatureRecorder', patterns='backbone.stage*.*')
+    with pytest.raises(ValueError, match=r'`model.student_recorder`: '
+                       r"Recorder pattern 'backbone.stage\*.\*'"):
+        _distiller(student_recorder=bad)
+    empty = dict(type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*',
+                 indices=[])
+    with pytest.raises(ValueError, match='`model.teacher_recorder` selected '
+                       'zero candidates'):
+        _distiller(teacher_recorder=empty)
+
+
+def test_probe_size_mismatch_names_the_key():
+    model = _distiller()
+    with pytest.raises(ValueError, match=r'set `model.probe_size=\(16, 16\)`'):
+        model(*_batch(size=16), mode='loss')
+
+
+def test_non_finite_loss_stops_with_advice():
+    model = _distiller(distill_loss=dict(type='afd_mm.AFDLoss',
+                                         loss_weight=float('inf')))
+    with pytest.raises(FloatingPointError) as err:
+        model(*_batch(), mode='loss')
+    msg = str(err.value)
+    assert "['loss_afd']" in msg and 'beta' in msg and 'lr' in msg
+
+
+def test_data_preprocessor_from_config_dict():
+    model = _distiller(data_preprocessor=dict(mean=[1.0] * 3, std=[2.0] * 3))
+    out = model.data_preprocessor(
+        dict(inputs=[torch.full((3, 4, 4), 3, dtype=torch.uint8)]))
+    assert type(model.data_preprocessor).__name__ == 'ClsDataPreprocessor'
+    assert torch.allclose(out['inputs'], torch.ones(1, 3, 4, 4))
