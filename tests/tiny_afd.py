@@ -7,15 +7,12 @@ two on CPU).
 import os.path as osp
 import uuid
 
+from cifar_fixture import write_cifar100
 from conftest import tiny_classifier
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-import afd_mm.models.backbones  # noqa: F401  (registers, until wired)
-import afd_mm.models.distiller  # noqa: F401
-import afd_mm.models.losses.afd_loss  # noqa: F401
-import afd_mm.models.recorder  # noqa: F401
-from cifar_fixture import write_cifar100
+import afd_mm  # noqa: F401  (registers afd_mm's models)
 
 AFD_LOSS = dict(type='afd_mm.AFDLoss', loss_weight=1.0)
 MEAN, STD = [129.304, 124.070, 112.434], [68.170, 65.392, 70.418]

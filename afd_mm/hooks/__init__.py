@@ -1,0 +1,3 @@
+from .link_matrix_hook import LinkMatrixHook
+
+__all__ = ['LinkMatrixHook']

@@ -16,9 +16,11 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from afd_mm.registry import HOOKS
-from afd_mm.visualization.link_matrix import (draw_link_matrix,
-                                              draw_link_strip,
-                                              select_strip_epochs)
+from afd_mm.visualization.link_matrix import (
+    draw_link_matrix,
+    draw_link_strip,
+    select_strip_epochs,
+)
 
 _EPOCH_FILE = re.compile(r'epoch_(\d+)\.npy$')
 
@@ -95,6 +97,7 @@ class LinkMatrixHook(Hook):
         self._loss = None
         self._sum: Optional[torch.Tensor] = None
         self._count = 0
+        self._shape: Optional[tuple] = None
 
     # ------------------------------------------------------------ setup
     def before_train(self, runner) -> None:
@@ -112,9 +115,9 @@ class LinkMatrixHook(Hook):
         self._loss = loss
         self.links_dir = osp.join(runner.work_dir, self.out_dir)
         for side in ('teacher', 'student'):
-            recorder = getattr(model, f'{side}_recorder', None)
-            self.names[side] = list(getattr(recorder, 'names', None) or
-                                    []) or None
+            names = getattr(getattr(model, f'{side}_recorder', None),
+                            'names', None)
+            self.names[side] = list(names) if names else None
         if runner.rank == 0:
             self._write_names()
 
@@ -136,7 +139,7 @@ class LinkMatrixHook(Hook):
         if self._loss is None or self._loss.last_alpha is None:
             return
         num = _batch_size(data_batch)
-        alpha = self._loss.last_alpha.detach().to('cpu', torch.float64)
+        alpha = self._loss.last_alpha.detach().double()  # stays on device
         self._sum = alpha * num if self._sum is None \
             else self._sum + alpha * num  # (T, S)
         self._count += num
@@ -150,7 +153,7 @@ class LinkMatrixHook(Hook):
         if get_world_size() > 1:
             all_reduce(total, op='sum')
         mean = total[:-1] / total[-1]
-        return mean.reshape(self._sum.shape).float().numpy()  # (T, S)
+        return mean.reshape(self._sum.shape).float().cpu().numpy()  # (T, S)
 
     # ----------------------------------------------------------- output
     def after_train_epoch(self, runner) -> None:
@@ -163,6 +166,7 @@ class LinkMatrixHook(Hook):
         if mean is None or runner.rank != 0:
             return
         epoch = runner.epoch + 1
+        self._shape = mean.shape
         np.save(osp.join(self.links_dir, f'epoch_{epoch}.npy'), mean)
         image = draw_link_matrix(mean, self.names['teacher'],
                                  self.names['student'], f'epoch {epoch}',
@@ -173,7 +177,8 @@ class LinkMatrixHook(Hook):
         """Draw ``links_strip.png`` from every saved epoch (rank 0)."""
         if self._loss is None or runner.rank != 0:
             return
-        alphas = load_link_matrices(self.links_dir)
+        alphas = {e: a for e, a in load_link_matrices(self.links_dir).items()
+                  if a.shape == self._shape}  # not another run's leftovers
         if not alphas:
             return
         keep = select_strip_epochs(list(alphas), self.max_strip_panels)

@@ -109,3 +109,65 @@ def _pick(names: List[str], indices: Sequence[int]) -> List[str]:
             f'Recorder `indices` {bad} are out of range for the '
             f'{len(names)} candidates {names}.')
     return [names[i] for i in indices]
+
+
+# ------------------------------------------------ defaults per backbone
+def _mobilenet_v3(backbone: nn.Module) -> List[str]:
+    """``layer1`` .. ``layer{n-1}``: its ``layer0`` is the stem and its last
+    ``layer{n}`` the final 1x1 conv, and ``n`` depends on the arch."""
+    return [f'backbone.{name}' for name in backbone.layers[1:-1]]
+
+
+# The family table: default candidates of a classifier (a model with a
+# ``backbone``), one entry per backbone family, each the output of every
+# block (spec section 1) and never the stem, the final 1x1 conv or the
+# pooled vector. Keyed by backbone class name; a subclass takes the entry
+# of its nearest listed ancestor, so ResNet covers ResNetV1c/V1d,
+# ResNet_CIFAR, ResNeXt, SEResNet/SEResNeXt, RegNet, Res2Net and ResNeSt,
+# and VisionTransformer covers DeiT and DeiT3. A value is a tuple of
+# globs, or a function of the backbone returning them. Token outputs of
+# transformers become maps in the recorder (``tokens_to_grid``).
+FAMILY_PATTERNS = {
+    'ResNet': ('backbone.layer*.*', ),
+    'CifarResNet': ('backbone.layer*.*', ),
+    'WideResNet': ('backbone.layer*.*.post_act', ),
+    'MobileNetV2': ('backbone.layer*.*', ),
+    'MobileNetV3': _mobilenet_v3,
+    'ShuffleNetV1': ('backbone.layers.*.*', ),
+    'ShuffleNetV2': ('backbone.layers.[0-2].*', ),  # layers.3: final conv
+    'EfficientNet': ('backbone.layers.[1-5].*', ),  # 0: stem, 6: final conv
+    'ConvNeXt': ('backbone.stages.*.*', ),
+    'VisionTransformer': ('backbone.layers.*', ),
+    'SwinTransformer': ('backbone.stages.*.blocks.*', ),
+}
+
+
+def default_patterns(model: nn.Module) -> List[str]:
+    """The family table's candidate globs for ``model``'s backbone.
+
+    ``model`` is a classifier with a ``backbone`` (any mmpretrain
+    ``ImageClassifier``); the entry is looked up by the backbone's class
+    name, walking its base classes, so subclasses inherit their family's.
+
+    Raises:
+        ValueError: ``model`` has no ``backbone`` or its backbone family has
+            no entry; the message lists the families that have one.
+    """
+    backbone = getattr(model, 'backbone', None)
+    if not isinstance(backbone, nn.Module):
+        raise ValueError(_no_default_message(
+            f'the model ({type(model).__name__}) has no `backbone`'))
+    for cls in type(backbone).__mro__:
+        entry = FAMILY_PATTERNS.get(cls.__name__)
+        if entry is not None:
+            return list(entry(backbone) if callable(entry) else entry)
+    raise ValueError(_no_default_message(
+        f'backbone {type(backbone).__name__} has no default candidates'))
+
+
+def _no_default_message(reason: str) -> str:
+    return (f'The recorder has `patterns=None` (the family default), but '
+            f'{reason}. Families with a default: '
+            f'{sorted(FAMILY_PATTERNS)} (and their subclasses). Set '
+            '`patterns` in model.student_recorder / teacher_recorder, e.g. '
+            "patterns='backbone.stages.*.*'.")

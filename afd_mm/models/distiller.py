@@ -11,10 +11,10 @@ from torch import nn
 
 from afd_mm.registry import MODELS
 from afd_mm.utils.checkpoint import extract_state_dict, load_checkpoint_file
+
 from .losses.kd_loss import kd_loss
 
-_DEFAULT_RECORDER = dict(type='afd_mm.FeatureRecorder',
-                         patterns='backbone.layer*.*')
+_DEFAULT_RECORDER = dict(type='afd_mm.FeatureRecorder', patterns=None)
 
 
 @MODELS.register_module()

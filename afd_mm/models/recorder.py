@@ -1,12 +1,14 @@
 """FeatureRecorder: forward hooks that collect candidate features."""
 import contextlib
+import math
 from typing import Iterator, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from afd_mm.registry import MODELS
-from .candidates import match_modules, select
+
+from .candidates import default_patterns, match_modules, select
 
 
 @MODELS.register_module()
@@ -24,6 +26,24 @@ class FeatureRecorder:
         # feats: one tensor per candidate, in network order
         recorder.detach()                 # removes the hooks
 
+    ``patterns=None`` takes the default of the model's backbone family
+    (``FAMILY_PATTERNS`` in :mod:`afd_mm.models.candidates`: every block of
+    ResNets, MobileNets, ShuffleNets, EfficientNet, ConvNeXt, vision
+    transformers, ...), looked up when the recorder is attached.
+
+    Vision transformers: a block's output of shape (B, N, C) is a sequence of
+    tokens, and with ``tokens_to_grid=True`` it is recorded as the map
+    (B, C, h, w) of its patch tokens. Assumption: the patch grid is square,
+    h = w = sqrt(P), and the patch tokens are the last P = h * w tokens,
+    after the leading class/distillation tokens. Their number is the
+    backbone's ``num_extra_tokens`` (mmpretrain's ViT: 1, DeiT: 2) when it
+    has that attribute, else N - h * w with h = floor(sqrt(N)) (exact for a
+    square grid of side h > k / 2 with k leading tokens). So use square
+    inputs; a patch count that is not a square raises an error.
+
+    A module whose output is a tuple or list holding one tensor (e.g. a
+    whole backbone with one ``out_indices``) is recorded as that tensor.
+
     Two silent failure modes of forward hooks are detected and raised:
 
     * the recorded tensor is modified in place after it was recorded (e.g.
@@ -34,10 +54,12 @@ class FeatureRecorder:
       which would record a tensor with no gradient.
 
     Args:
-        patterns (str | list[str]): fnmatch globs over module names, e.g.
-            ``'backbone.layer*.*'`` for every residual block of an
-            mmpretrain ResNet. A pattern matching nothing raises an error
-            listing the closest real names.
+        patterns (str | list[str], optional): fnmatch globs over module
+            names, e.g. ``'backbone.layer*.*'`` for every residual block of
+            an mmpretrain ResNet. A pattern matching nothing raises an error
+            listing the closest real names. Default ``None``: the backbone
+            family's default (see above); an unknown family raises an error
+            listing the known ones.
         mode (str): ``'all'`` (default), ``'interval'`` (``num`` at equal
             intervals) or ``'random'`` (``num`` drawn with ``seed``); the
             teacher-candidate ablations of the paper's Table 5.
@@ -49,17 +71,24 @@ class FeatureRecorder:
         seed (int): seed of ``'random'``. Default 0.
         indices (list[int], optional): explicit positions among the kept
             matches, applied last (e.g. ``[-1]`` for the last block only).
+        tokens_to_grid (bool): record (B, N, C) token outputs as
+            (B, C, h, w) maps of their patch tokens (see above). Default
+            True, since AFD's distances need maps; False records 3-D
+            outputs unchanged.
     """
 
     def __init__(self,
-                 patterns: Union[str, Sequence[str]],
+                 patterns: Union[str, Sequence[str], None] = None,
                  mode: str = 'all',
                  stride: int = 1,
                  start: int = 0,
                  num: Optional[int] = None,
                  seed: int = 0,
-                 indices: Optional[Sequence[int]] = None) -> None:
+                 indices: Optional[Sequence[int]] = None,
+                 tokens_to_grid: bool = True) -> None:
         self.patterns = patterns
+        self.tokens_to_grid = tokens_to_grid
+        self._extra_tokens: Optional[int] = None
         self.select_args = dict(mode=mode, stride=stride, start=start,
                                 num=num, seed=seed, indices=indices)
         self.names: List[str] = []
@@ -70,8 +99,12 @@ class FeatureRecorder:
     def attach(self, model: nn.Module) -> List[str]:
         """Resolve the candidate names in ``model`` and hook them."""
         self.detach()
-        names = select(match_modules(model, self.patterns),
-                       **self.select_args)
+        patterns = self.patterns
+        if patterns is None:
+            patterns = default_patterns(model)
+        names = select(match_modules(model, patterns), **self.select_args)
+        backbone = getattr(model, 'backbone', model)
+        self._extra_tokens = getattr(backbone, 'num_extra_tokens', None)
         modules = dict(model.named_modules())
         for name in names:
             hook = self._make_hook(name)
@@ -104,6 +137,8 @@ class FeatureRecorder:
         def hook(module, inputs, output):
             if self._records is None:  # not recording (e.g. cp recompute)
                 return
+            if isinstance(output, (tuple, list)) and len(output) == 1:
+                output = output[0]
             if not isinstance(output, torch.Tensor):
                 raise TypeError(
                     f'Candidate module {name!r} returned '
@@ -140,5 +175,32 @@ class FeatureRecorder:
                     'ReLU(inplace=True) in the next module), so the feature '
                     'would be wrong. Record the enclosing block instead, or '
                     'set inplace=False on that op.')
+            if self.tokens_to_grid and tensor.dim() == 3:
+                tensor = tokens_to_map(tensor, self._extra_tokens, name)
             feats.append(tensor)
         return feats
+
+
+def tokens_to_map(tokens: torch.Tensor, num_extra: Optional[int],
+                  name: str = 'candidate') -> torch.Tensor:
+    """Patch tokens (B, N, C) -> map (B, C, h, w) on a square grid.
+
+    Drops the ``num_extra`` leading class/distillation tokens; ``None``
+    infers them as N - h * w with h = floor(sqrt(N)).
+
+    Raises:
+        ValueError: the patch tokens do not form a square grid.
+    """
+    batch, num, channels = tokens.shape
+    side = math.isqrt(num if num_extra is None else max(num - num_extra, 0))
+    extra = num - side * side
+    if side == 0 or (num_extra is not None and extra != num_extra):
+        raise ValueError(
+            f'Candidate module {name!r} outputs {num} tokens; after the '
+            f'{num_extra} leading class/distillation tokens the patch '
+            'tokens do not form a square grid. Use square inputs '
+            '(`probe_size` and the training crop), or set '
+            '`tokens_to_grid=False` in the recorder and record modules '
+            'that output maps.')
+    grid = tokens[:, extra:].transpose(1, 2)  # (B, C, h * w)
+    return grid.reshape(batch, channels, side, side)  # (B, C, h, w)

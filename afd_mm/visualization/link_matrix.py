@@ -22,7 +22,7 @@ FONT_PT = 7
 _CHAR_PX = 6  # width of one tick-label character at FONT_PT
 _AXIS_LABEL_PX = 28  # room for 'teacher/student candidate'
 _TITLE_PX = 30
-_COLORBAR_PX = 70  # gap + bar + its tick labels
+COLORBAR_PX = 70  # gap + bar + its tick labels, right of the heatmaps
 _BAR_PX = 12
 _PAD_PX = 10
 
@@ -177,7 +177,7 @@ def draw_link_matrix(alpha,
     t_labels = _labels(teacher_names, num_t, 'teacher')
     s_labels = _labels(student_names, num_s, 'student')
     box = heatmap_box(num_t, num_s, t_labels, s_labels)
-    size = (box['panel_width'] + _COLORBAR_PX, box['panel_height'])
+    size = (box['panel_width'] + COLORBAR_PX, box['panel_height'])
     fig = _new_figure(*size)
     ax = _axes(fig, (box['left'], box['top'], box['width'], box['height']),
                size)
@@ -224,7 +224,7 @@ def draw_link_strip(alphas: Mapping[int, object],
     t_labels = _labels(teacher_names, num_t, 'teacher')
     s_labels = _labels(student_names, num_s, 'student')
     box = heatmap_box(num_t, num_s, t_labels, s_labels)
-    size = (len(mats) * box['panel_width'] + _COLORBAR_PX,
+    size = (len(mats) * box['panel_width'] + COLORBAR_PX,
             box['panel_height'])
     fig = _new_figure(*size)
     vmax = _vmax(mats, None)

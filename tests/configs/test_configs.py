@@ -4,11 +4,10 @@ import glob
 import os.path as osp
 
 import pytest
+from conftest import REPO
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
-
-from conftest import REPO
 
 CONFIGS = sorted(
     osp.relpath(p, REPO)

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import torch
 from mmengine.hooks import Hook
+from tiny_afd import train_tiny_afd
 from torch import nn
 
 from afd_mm.hooks.link_matrix_hook import LinkMatrixHook
 from afd_mm.registry import HOOKS
-from afd_mm.visualization.link_matrix import (draw_link_matrix,
-                                              draw_link_strip)
-from tiny_afd import train_tiny_afd
+from afd_mm.visualization.link_matrix import draw_link_matrix, draw_link_strip
 
 SPIED = []
 
@@ -41,8 +40,8 @@ def test_runner_writes_npy_images_names_and_strip(tmp_path):
         tmp_path, max_epochs=2,
         custom_hooks=[dict(type='afd_mm.LinkMatrixHook'),
                       dict(type='afd_mm.AlphaSpy')])
-    model = runner.model
-    t_names, s_names = model.teacher_recorder.names, model.student_recorder.names
+    t_names = runner.model.teacher_recorder.names
+    s_names = runner.model.student_recorder.names
     links = osp.join(runner.work_dir, 'links')
     with open(osp.join(links, 'names.json')) as f:
         assert json.load(f) == {'teacher': t_names, 'student': s_names}
@@ -143,3 +142,28 @@ def test_other_ranks_only_accumulate(tmp_path):
 def test_bad_interval_names_the_key():
     with pytest.raises(ValueError, match='`interval` of LinkMatrixHook'):
         LinkMatrixHook(interval=0)
+
+
+def test_baseline_loss_gets_one_log_line(tmp_path):
+    runner, model = _runner(tmp_path)
+    model.distill_loss = nn.Identity()  # a loss with no last_alpha
+    hook = LinkMatrixHook()
+    with mock.patch('afd_mm.hooks.link_matrix_hook.print_log') as log:
+        _run_epoch(hook, runner, model, [(torch.rand(3, 2), 2)])
+        hook.after_train(runner)
+    assert log.call_count == 1
+    assert 'has no distill_loss with `last_alpha`' in log.call_args[0][0]
+    assert not osp.exists(osp.join(tmp_path, 'links'))
+
+
+def test_strip_skips_another_runs_leftovers(tmp_path):
+    runner, model = _runner(tmp_path)
+    (tmp_path / 'links').mkdir()
+    np.save(tmp_path / 'links' / 'epoch_9.npy', np.full((4, 4), 0.25))
+    hook = LinkMatrixHook()
+    _run_epoch(hook, runner, model, [(torch.rand(3, 2), 2)])
+    hook.after_train(runner)
+    saved = np.load(tmp_path / 'links' / 'epoch_1.npy')
+    np.testing.assert_array_equal(
+        _read_rgb(str(tmp_path / 'links' / 'links_strip.png')),
+        draw_link_strip({1: saved}, ['t.a', 't.b', 't.c'], ['s.a', 's.b']))

@@ -2,10 +2,10 @@ import copy
 
 import pytest
 import torch
+from conftest import tiny_classifier
 from mmpretrain.structures import DataSample
 
 from afd_mm.models.distiller import AFDDistiller
-from conftest import tiny_classifier
 
 
 def _distiller(**kwargs):

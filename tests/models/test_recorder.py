@@ -1,9 +1,9 @@
 import pytest
 import torch
+from conftest import Chain
 from torch.utils.checkpoint import checkpoint
 
 from afd_mm.models.recorder import FeatureRecorder
-from conftest import Chain
 
 
 def test_records_in_network_order_and_detaches(chain):

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-
 from cifar_fixture import write_cifar100
 from conftest import REPO
 

@@ -2,8 +2,11 @@
 import numpy as np
 import pytest
 
-from afd_mm.visualization.activations import (PANEL_PX, draw_activations,
-                                              panel_box)
+from afd_mm.visualization.activations import (
+    PANEL_PX,
+    draw_activations,
+    panel_box,
+)
 
 GREY = np.full((32, 32, 3), 128, np.uint8)
 

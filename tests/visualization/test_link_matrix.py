@@ -3,11 +3,15 @@ import matplotlib
 import numpy as np
 import pytest
 
-from afd_mm.visualization.link_matrix import (CELL_PX, COLORBAR_PX,
-                                              draw_link_matrix,
-                                              draw_link_strip, heatmap_box,
-                                              select_strip_epochs,
-                                              short_names)
+from afd_mm.visualization.link_matrix import (
+    CELL_PX,
+    COLORBAR_PX,
+    draw_link_matrix,
+    draw_link_strip,
+    heatmap_box,
+    select_strip_epochs,
+    short_names,
+)
 
 VIRIDIS = matplotlib.colormaps['viridis']
 
@@ -52,7 +56,8 @@ def test_columns_are_teachers_and_rows_students():
     assert taller.shape[1] == base.shape[1]
     assert taller.shape[0] - base.shape[0] == CELL_PX
     box = heatmap_box(6, 2)
-    assert base.shape[:2] == (box['panel_height'], box['panel_width'] + COLORBAR_PX)
+    assert base.shape[:2] == (box['panel_height'],
+                              box['panel_width'] + COLORBAR_PX)
 
 
 def test_names_become_tick_labels_and_widen_margins():
@@ -61,7 +66,8 @@ def test_names_become_tick_labels_and_widen_margins():
     named = draw_link_matrix(np.full((6, 2), 0.5), t_names, s_names)
     plain = draw_link_matrix(np.full((6, 2), 0.5))
     box = heatmap_box(6, 2, short_names(t_names), short_names(s_names))
-    assert named.shape[:2] == (box['panel_height'], box['panel_width'] + COLORBAR_PX)
+    assert named.shape[:2] == (box['panel_height'],
+                               box['panel_width'] + COLORBAR_PX)
     assert named.shape[0] > plain.shape[0] and named.shape[1] > plain.shape[1]
 
 
