@@ -41,6 +41,10 @@ def test_config_builds(cfg_path, tmp_path):
     assert cfg.default_scope == 'mmpretrain'
     assert 'afd_mm' in cfg.custom_imports.imports
     assert sum(p.numel() for p in model.parameters()) > 0
+    student = getattr(model, 'student', model)
+    num_classes = cfg.get('data_preprocessor', {}).get('num_classes')
+    if num_classes is not None and hasattr(student.head, 'num_classes'):
+        assert student.head.num_classes == num_classes
 
 
 # (config, teacher candidates, student candidates, beta, kd weight)
