@@ -122,6 +122,21 @@ class AFDAttention(nn.Module):
             for layer, h in zip(self.query_layers, teacher_feats)
         ], dim=1)  # (B, T, d)
 
+    def keys(self, student_feats):
+        """k_s for every student candidate.
+
+        Args:
+            student_feats (list[Tensor]): S tensors (B, C_s, H, W) or
+                (B, C_s).
+
+        Returns:
+            Tensor: (B, S, d).
+        """
+        return torch.stack([
+            layer(global_descriptor(h))
+            for layer, h in zip(self.key_layers, student_feats)
+        ], dim=1)  # (B, S, d)
+
     def bilinear_keys(self, student_feats):
         """k_{s,t}: every student's key transformed for every teacher.
 
@@ -132,13 +147,70 @@ class AFDAttention(nn.Module):
         Returns:
             Tensor: (B, S, T, d).
         """
-        keys = torch.stack([
-            layer(global_descriptor(h))
-            for layer, h in zip(self.key_layers, student_feats)
-        ], dim=1)  # (B, S, d)
+        keys = self.keys(student_feats)  # (B, S, d)
         b, s, d = keys.shape
         keys = self.bilinear(keys.reshape(b * s, d))  # (B * S, T * d)
         return keys.reshape(b, s, -1, d)  # (B, S, T, d)
+
+    def _factorisable(self, num_rows):
+        """Training-mode plain BN1d over more than one row: see forward."""
+        bn = self.bilinear[1]
+        return (self.training and type(bn) is nn.BatchNorm1d and bn.affine
+                and bn.track_running_stats and num_rows > 1)
+
+    def _content_factorised(self, keys, queries):
+        """<k_{s,t}[b], q_t[b]> without the (B, S, T, d) bilinear keys.
+
+        With x = W k + c the bilinear Linear (W viewed as (T, d, d)) and
+        BN's batch statistics over the N = B * S keys, mean W kbar + c and
+        variance diag(W Sigma W^T) (Sigma the keys' biased covariance)::
+
+            <BN(x)_t, q_t> = <M_t, k - kbar> + <beta_t, q_t>,
+            M_t = W_t^T (gamma_t / sqrt(var_t + eps) * q_t)
+
+        which is exactly training-mode BN followed by the dot product, at
+        a fraction of the cost and memory. The running statistics are
+        updated as ``nn.BatchNorm1d`` does.
+
+        Args:
+            keys (Tensor): k_s, (B, S, d).
+            queries (Tensor): q_t, (B, T, d).
+
+        Returns:
+            Tensor: (B, T, S).
+        """
+        linear, bn = self.bilinear
+        b, num_s, d = keys.shape
+        num_t = queries.shape[1]
+        flat = keys.reshape(b * num_s, d)  # (N, d)
+        mean = flat.mean(dim=0)  # (d, )
+        centred = flat - mean  # (N, d)
+        cov = centred.t() @ centred / (b * num_s)  # (d, d)
+        var = ((linear.weight @ cov) * linear.weight).sum(dim=1)  # (T * d, )
+        self._update_running_stats(linear.weight @ mean + linear.bias, var,
+                                   b * num_s)
+        scale = (bn.weight * torch.rsqrt(var + bn.eps)).view(num_t, d)
+        # the Linear bias cancels against the batch mean; (c - c) keeps it
+        # in the graph, so it gets its (zero) gradient and weight decay as
+        # in the unfactorised layer
+        shift = (bn.bias + (linear.bias - linear.bias)).view(num_t, d)
+        weight = linear.weight.view(num_t, d, d)  # (T, d_out, d_in)
+        mapped = torch.einsum('btd,tde->bte', queries * scale,
+                              weight)  # (B, T, d)
+        content = mapped @ centred.view(b, num_s, d).transpose(1, 2)
+        return content + (queries * shift).sum(dim=2, keepdim=True)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean, var, num_rows):
+        """nn.BatchNorm1d's update, from the batch mean and biased var."""
+        bn = self.bilinear[1]
+        bn.num_batches_tracked.add_(1)
+        momentum = bn.momentum
+        if momentum is None:  # cumulative moving average
+            momentum = 1.0 / float(bn.num_batches_tracked)
+        unbiased = var * num_rows / (num_rows - 1)
+        bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), momentum)
+        bn.running_var.lerp_(unbiased.to(bn.running_var.dtype), momentum)
 
     def forward(self, teacher_feats, student_feats):
         """Link weights alpha, per sample.
@@ -152,9 +224,17 @@ class AFDAttention(nn.Module):
         Returns:
             Tensor: alpha (B, T, S); each row alpha[b, t] sums to 1.
         """
-        logits = link_logits(
-            self.bilinear_keys(student_feats), self.queries(teacher_feats),
-            self.pos_t, self.pos_s)  # (B, T, S)
+        queries = self.queries(teacher_feats)  # (B, T, d)
+        keys = self.keys(student_feats)  # (B, S, d)
+        if not self._factorisable(keys.shape[0] * keys.shape[1]):
+            b, s, d = keys.shape
+            bilinear = self.bilinear(keys.reshape(b * s, d))
+            logits = link_logits(bilinear.reshape(b, s, -1, d), queries,
+                                 self.pos_t, self.pos_s)  # (B, T, S)
+            return logits.softmax(dim=2)  # (B, T, S)
+        content = self._content_factorised(keys, queries)  # (B, T, S)
+        position = self.pos_t @ self.pos_s.t()  # (T, S)
+        logits = (content + position) / math.sqrt(self.embed_dim)
         return logits.softmax(dim=2)  # (B, T, S)
 
 

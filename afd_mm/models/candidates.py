@@ -10,6 +10,9 @@ the ordered list of module names a :class:`FeatureRecorder` hooks:
 * ``mode='random'``: ``num`` candidates drawn once with ``seed`` (Table 5);
 * ``indices``: an explicit list of positions among the matches, applied
   last (negative positions count from the end).
+
+``FAMILY_PATTERNS`` (end of file) is the one table of default patterns per
+backbone family, used when a recorder is given ``patterns=None``.
 """
 import difflib
 import fnmatch

@@ -7,16 +7,25 @@ H x W a map's spatial size, P = H_t * W_t positions of a teacher map.
 * ``spatial_descriptor`` v(h): a channel pooling of |h|, the value maps.
 * ``teacher_values`` u_t and ``student_values`` w_{s,t}: value maps at the
   teacher's size, flattened and L2-normalised.
+* ``map_descriptors`` g(h) and v(h) together, with a fused backward.
 * ``value_distance`` D between every student value and one teacher value.
-* ``distance_matrix`` D[b, t, s] for all pairs, with the student values
-  computed once per distinct teacher spatial size.
+* ``distance_matrix`` D[b, t, s] for all pairs (``value_distance_matrix``
+  from the descriptors), with the student values computed once per
+  distinct teacher spatial size.
+
+Speed (``tools/benchmark_speed.py``): candidates of one size are handled by
+one batched op, never a Python loop over pairs: integer resizes are
+reshapes, and the l2 and cosine distances of all teachers of one size are
+one batched op whose backward is two matrix products.
 """
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     'POOLINGS', 'DISTANCES', 'global_descriptor', 'spatial_descriptor',
-    'teacher_values', 'student_values', 'value_distance', 'distance_matrix'
+    'map_descriptors', 'teacher_values', 'student_values', 'value_distance',
+    'distance_matrix', 'value_distance_matrix'
 ]
 
 POOLINGS = ('a2', 'a1', 'max')
@@ -68,6 +77,49 @@ def spatial_descriptor(h, pooling='a2'):
         f'(the `pooling` key of AFDLoss).')
 
 
+def map_descriptors(h, pooling='a2'):
+    """g(h) and v(h) of one feature map, for AFD's loss.
+
+    The same values as ``global_descriptor`` and ``spatial_descriptor``;
+    for 'a2' and 'a1' one autograd node whose backward is a single op on
+    the map, dg/dh = 1 / (H W) and dv/dh = 2 h / C (or sign(h) / C) added
+    together, instead of four ops and an accumulation.
+
+    Args:
+        h (Tensor): a feature map (B, C, H, W).
+        pooling (str): see ``spatial_descriptor``; default 'a2'.
+
+    Returns:
+        tuple[Tensor, Tensor]: g (B, C) and v (B, H, W).
+    """
+    if pooling in ('a2', 'a1') and h.dim() == 4:
+        return _Descriptors.apply(h, pooling)
+    return global_descriptor(h), spatial_descriptor(h, pooling)
+
+
+class _Descriptors(torch.autograd.Function):
+    """(g(h), v(h)) with the fused backward of ``map_descriptors``."""
+
+    @staticmethod
+    def forward(ctx, h, pooling):
+        ctx.pooling = pooling
+        ctx.save_for_backward(h)
+        mapped = h.pow(2) if pooling == 'a2' else h.abs()
+        return h.mean(dim=(2, 3)), mapped.mean(dim=1)  # (B, C), (B, H, W)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_g, grad_v):
+        h, = ctx.saved_tensors
+        channels, positions = h.shape[1], h.shape[2] * h.shape[3]
+        per_channel = (grad_g / positions)[:, :, None, None]  # (B, C, 1, 1)
+        if ctx.pooling == 'a2':
+            per_position = (grad_v * (2 / channels)).unsqueeze(1)
+            return torch.addcmul(per_channel, h, per_position), None
+        per_position = (grad_v / channels).unsqueeze(1)  # (B, 1, H, W)
+        return torch.addcmul(per_channel, h.sgn(), per_position), None
+
+
 def teacher_values(v_t):
     """u_t: a teacher's value map flattened and L2-normalised.
 
@@ -96,11 +148,51 @@ def student_values(v_s, size):
     Returns:
         Tensor: (B, S, P) with P = H_t * W_t, unit L2 norm over P.
     """
-    pooled = [
-        F.adaptive_avg_pool2d(v.unsqueeze(1), size).flatten(1)  # (B, P)
-        for v in v_s
-    ]
-    return F.normalize(torch.stack(pooled, dim=1), dim=2)  # (B, S, P)
+    pooled, order = [], []
+    for idx in _group_by_size(v_s).values():
+        v = torch.stack([v_s[i] for i in idx], dim=1)  # (B, k, H_s, W_s)
+        pooled.append(_resize(v, size).flatten(2))  # (B, k, P)
+        order += idx
+    w = _in_order(torch.cat(pooled, dim=1), order)  # (B, S, P)
+    return F.normalize(w, dim=2)  # (B, S, P)
+
+
+def _group_by_size(maps):
+    """{(H, W): positions of the maps of that size}, in first-seen order."""
+    groups = {}
+    for i, v in enumerate(maps):
+        groups.setdefault(tuple(v.shape[-2:]), []).append(i)
+    return groups
+
+
+def _in_order(stacked, order):
+    """Put dim 1 of ``stacked``, holding items ``order``, back in 0, 1, ..."""
+    if order == sorted(order):
+        return stacked
+    inverse = torch.argsort(torch.tensor(order, device=stacked.device))
+    return stacked.index_select(1, inverse)
+
+
+def _resize(v, size):
+    """PyTorch's adaptive average pooling of (B, k, H, W) maps to ``size``.
+
+    When the size ratio is an integer the bins are exact blocks
+    (down-sampling: a reshape and a mean) or single pixels (up-sampling:
+    replication), which is what ``adaptive_avg_pool2d`` computes, faster
+    and with a cheaper backward.
+    """
+    (h, w), (out_h, out_w) = v.shape[-2:], size
+    b, k = v.shape[:2]
+    if (h, w) == (out_h, out_w):
+        return v
+    if h % out_h == 0 and w % out_w == 0:
+        blocks = v.reshape(b, k, out_h, h // out_h, out_w, w // out_w)
+        return blocks.mean(dim=(3, 5))  # (B, k, H_t, W_t)
+    if out_h % h == 0 and out_w % w == 0:
+        rep = v[:, :, :, None, :, None].expand(
+            b, k, h, out_h // h, w, out_w // w)
+        return rep.reshape(b, k, out_h, out_w)  # (B, k, H_t, W_t)
+    return F.adaptive_avg_pool2d(v, size)  # (B, k, H_t, W_t)
 
 
 def _kl_divergence(w, u):
@@ -159,8 +251,8 @@ def distance_matrix(teacher_feats, student_feats, distance='l2',
                     pooling='a2'):
     """D[b, t, s] for every teacher and student candidate.
 
-    Student values are computed once per distinct teacher spatial size and
-    shared by all teachers of that size.
+    Student values are computed once per distinct teacher spatial size (see
+    ``value_distance_matrix``).
 
     Args:
         teacher_feats (list[Tensor]): T maps, each (B, C_t, H_t, W_t).
@@ -171,14 +263,85 @@ def distance_matrix(teacher_feats, student_feats, distance='l2',
     Returns:
         Tensor: (B, T, S).
     """
-    v_s = [spatial_descriptor(h, pooling) for h in student_feats]
-    w_by_size = {}
-    columns = []
-    for h_t in teacher_feats:
-        v_t = spatial_descriptor(h_t, pooling)  # (B, H_t, W_t)
-        size = tuple(v_t.shape[-2:])
-        if size not in w_by_size:
-            w_by_size[size] = student_values(v_s, size)  # (B, S, P)
-        u_t = teacher_values(v_t)  # (B, P)
-        columns.append(value_distance(w_by_size[size], u_t, distance))
-    return torch.stack(columns, dim=1)  # (B, T, S)
+    return value_distance_matrix(
+        [spatial_descriptor(h, pooling) for h in teacher_feats],
+        [spatial_descriptor(h, pooling) for h in student_feats], distance)
+
+
+def value_distance_matrix(v_t, v_s, distance='l2'):
+    """D[b, t, s] from the spatial descriptors of the candidates.
+
+    Student values are computed once per distinct teacher spatial size and
+    shared by all teachers of that size; the distances of all teachers of
+    one size are one batched op.
+
+    Args:
+        v_t (list[Tensor]): T teacher descriptors v(h_t), (B, H_t, W_t).
+        v_s (list[Tensor]): S student descriptors v(h_s), (B, H_s, W_s).
+        distance (str): see ``value_distance``; default 'l2'.
+
+    Returns:
+        Tensor: (B, T, S).
+    """
+    columns, order = [], []
+    for size, idx in _group_by_size(v_t).items():
+        w = student_values(v_s, size)  # (B, S, P)
+        u = torch.stack([v_t[t] for t in idx], dim=1).flatten(2)
+        u = F.normalize(u, dim=2)  # (B, n, P): teacher_values of each
+        columns.append(_group_distance(w, u, distance))  # (B, n, S)
+        order += idx
+    return _in_order(torch.cat(columns, dim=1), order)  # (B, T, S)
+
+
+def _group_distance(w, u, distance):
+    """D between every student and every teacher of one size.
+
+    Args:
+        w (Tensor): student values (B, S, P).
+        u (Tensor): values of n teachers of that size (B, n, P).
+        distance (str): see ``value_distance``.
+
+    Returns:
+        Tensor: (B, n, S), equal to ``value_distance(w, u[:, i])`` in
+        column i.
+    """
+    if distance == 'l2':
+        return _MeanSquaredDistance.apply(u, w)  # (B, n, S)
+    if distance == 'cosine':
+        return 1 - torch.bmm(u, w.transpose(1, 2))  # (B, n, S)
+    return torch.stack([value_distance(w, u[:, i], distance)
+                        for i in range(u.shape[1])], dim=1)  # (B, n, S)
+
+
+class _MeanSquaredDistance(torch.autograd.Function):
+    """D[b, i, s] = mean over P of (w[b, s] - u[b, i]) ** 2, batched.
+
+    The forward takes differences (``cdist`` without the matrix-product
+    shortcut, so equal maps are at distance exactly 0); the backward is
+    dD/dw = 2 (w - u) / P summed over i as two matrix products, so no
+    (B, n, S, P) tensor is ever stored.
+    """
+
+    @staticmethod
+    def forward(ctx, u, w):
+        ctx.dtypes = u.dtype, w.dtype
+        dtype = torch.promote_types(u.dtype, w.dtype)
+        u, w = u.to(dtype), w.to(dtype)
+        ctx.save_for_backward(u, w)
+        dist = torch.cdist(u, w, compute_mode='donot_use_mm_for_euclid_dist')
+        return dist.square() / u.shape[-1]  # (B, n, S)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        u, w = ctx.saved_tensors
+        grad, scale = grad.to(u.dtype), 2 / u.shape[-1]
+        grad_u = grad_w = None
+        if ctx.needs_input_grad[0]:  # (B, n, P)
+            grad_u = scale * (u * grad.sum(2, keepdim=True) - grad @ w)
+            grad_u = grad_u.to(ctx.dtypes[0])
+        if ctx.needs_input_grad[1]:  # (B, S, P)
+            grad_w = scale * (w * grad.sum(1).unsqueeze(2)
+                              - grad.transpose(1, 2) @ u)
+            grad_w = grad_w.to(ctx.dtypes[1])
+        return grad_u, grad_w

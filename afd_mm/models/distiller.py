@@ -43,12 +43,15 @@ class AFDDistiller(BaseModel):
             the teacher exactly. ``None`` keeps the teacher's own init
             (tests, or a teacher config with ``init_cfg``).
         student_recorder (dict): a ``afd_mm.FeatureRecorder`` config choosing
-            the student's candidates. Default: every residual block,
-            ``backbone.layer*.*``.
+            the student's candidates. Default: the backbone family's default
+            (``FAMILY_PATTERNS`` in ``candidates.py``; every residual block
+            for ResNets).
         teacher_recorder (dict): same for the teacher.
         distill_loss (dict, optional): the feature loss, default
             ``afd_mm.AFDLoss`` with its defaults (beta 200). Its candidate
-            shapes are filled in from the probe forward. ``None`` trains
+            shapes are filled in from the probe forward. A loss with
+            ``needs_student = True`` (L2T) also gets ``student``, ``inputs``
+            and ``student_recorder`` as keyword arguments. ``None`` trains
             with CE (+ KD) only.
         kd_weight (float): alpha_kd of Hinton's KD on logits. Default 0.9
             (the AFD release on CIFAR-100). Switched off, with a log line,
@@ -82,6 +85,10 @@ class AFDDistiller(BaseModel):
             data_preprocessor = copy.deepcopy(data_preprocessor)
             data_preprocessor.setdefault('type',
                                          'mmpretrain.ClsDataPreprocessor')
+            # Mixup/CutMix live in the classifier's train_cfg; mmpretrain's
+            # ImageClassifier hands them to its preprocessor the same way
+            data_preprocessor.setdefault('batch_augments',
+                                         student.get('train_cfg'))
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
         self.student = student_model
@@ -179,8 +186,12 @@ class AFDDistiller(BaseModel):
             losses['loss_kd'] = self.kd_weight * kd_loss(
                 s_logits, t_out, self.kd_temperature)
         if self.distill_loss is not None:
+            extra = {}
+            if getattr(self.distill_loss, 'needs_student', False):  # L2T
+                extra = dict(student=self.student, inputs=inputs,
+                             student_recorder=self.student_recorder)
             losses[self.distill_loss.loss_name] = self.distill_loss(
-                t_feats, s_feats, data_samples)
+                t_feats, s_feats, data_samples, **extra)
         _check_finite(losses)
         return losses
 

@@ -191,10 +191,11 @@ def tokens_to_map(tokens: torch.Tensor, num_extra: Optional[int],
     Raises:
         ValueError: the patch tokens do not form a square grid.
     """
-    batch, num, channels = tokens.shape
-    side = math.isqrt(num if num_extra is None else max(num - num_extra, 0))
-    extra = num - side * side
-    if side == 0 or (num_extra is not None and extra != num_extra):
+    batch, num, channels = tokens.shape  # (B, N, C)
+    if num_extra is None:
+        num_extra = num - math.isqrt(num) ** 2
+    side = math.isqrt(max(num - num_extra, 0))
+    if side == 0 or side * side != num - num_extra:
         raise ValueError(
             f'Candidate module {name!r} outputs {num} tokens; after the '
             f'{num_extra} leading class/distillation tokens the patch '
@@ -202,5 +203,5 @@ def tokens_to_map(tokens: torch.Tensor, num_extra: Optional[int],
             '(`probe_size` and the training crop), or set '
             '`tokens_to_grid=False` in the recorder and record modules '
             'that output maps.')
-    grid = tokens[:, extra:].transpose(1, 2)  # (B, C, h * w)
+    grid = tokens[:, num_extra:].transpose(1, 2)  # (B, C, h * w)
     return grid.reshape(batch, channels, side, side)  # (B, C, h, w)

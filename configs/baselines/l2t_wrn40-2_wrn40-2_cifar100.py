@@ -4,9 +4,10 @@
 # Loss: all 3 x 3 pairs of teacher / student stage ends, weighted per pair
 # ("where") and per channel ("what") by meta-networks trained with the
 # meta-gradient of the cross-entropy through T = 2 look-ahead steps (Adam
-# 1e-4); weight 0.5 (L2T-ww's defaults), plus KD 0.9. Several times slower per
-# iteration than AFD. The look-ahead SGD uses the runner's lr and the momentum
-# / weight decay below, which match the schedule's optimizer.
+# 1e-4); weight 0.5 (L2T-ww's defaults), plus KD 0.9. About 7x the cost per
+# iteration of AFD (R56 -> R20, batch 64, CPU, measured). The look-ahead SGD
+# uses the runner's lr and the momentum / weight decay below, which match the
+# schedule's optimizer.
 # Candidates: the last block of each stage, paired stage by stage: teacher
 # WRN-40-2: layer{1,2,3}.5.post_act; student WRN-40-2: layer{1,2,3}.5.post_act.
 # Everything else (teacher, student, data, schedule, KD 0.9 at T=4) is

@@ -135,3 +135,20 @@ def test_data_preprocessor_from_config_dict():
         dict(inputs=[torch.full((3, 4, 4), 3, dtype=torch.uint8)]))
     assert type(model.data_preprocessor).__name__ == 'ClsDataPreprocessor'
     assert torch.allclose(out['inputs'], torch.ones(1, 3, 4, 4))
+
+
+def test_student_batch_augments_reach_the_preprocessor():
+    student = tiny_classifier(8)
+    student['train_cfg'] = dict(augments=dict(type='Mixup', alpha=0.8))
+    model = _distiller(student=student,
+                       data_preprocessor=dict(num_classes=10))
+    augments = model.data_preprocessor.batch_augments
+    assert augments is not None
+    assert type(augments.augments[0]).__name__ == 'Mixup'
+    _, samples = _batch()
+    data = model.data_preprocessor(dict(
+        inputs=[torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8)
+                for _ in samples], data_samples=samples), training=True)
+    assert data['data_samples'][0].gt_score.shape == (10, )  # mixed labels
+    losses = model(**data, mode='loss')
+    assert torch.isfinite(losses['loss_cls'])

@@ -3,7 +3,9 @@ from .at_loss import ATLoss
 from .crd_loss import CRDLoss
 from .fitnet_loss import FitNetLoss
 from .kd_loss import KDLoss, kd_loss
+from .l2t_loss import L2TLoss
 from .rkd_loss import RKDLoss
 
 __all__ = ['AFDLoss', 'ATLoss', 'CRDLoss', 'FitNetLoss', 'KDLoss', 'kd_loss',
+           'L2TLoss',
            'RKDLoss']

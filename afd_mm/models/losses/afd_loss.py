@@ -4,7 +4,12 @@ from torch import nn
 from afd_mm.registry import MODELS
 
 from ..attention import FIXED_LINKS, LINEAR_INITS, AFDAttention, FixedLinks
-from ..distance import DISTANCES, POOLINGS, distance_matrix
+from ..distance import (
+    DISTANCES,
+    POOLINGS,
+    map_descriptors,
+    value_distance_matrix,
+)
 
 LINKS = ('afd', ) + FIXED_LINKS
 
@@ -153,10 +158,15 @@ class AFDLoss(nn.Module):
         """
         self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
         self._check_feats(student_feats, self.student_channels, 'student')
-        teacher_feats = [h.detach() for h in teacher_feats]
-        alpha = self.attention(teacher_feats, student_feats)  # (B, T, S)
+        # g(h) (B, C) and v(h) (B, H, W) of every candidate, read once
+        g_t, v_t = zip(*(map_descriptors(h.detach(), self.pooling)
+                         for h in teacher_feats))
+        g_s, v_s = zip(*(map_descriptors(h, self.pooling)
+                         for h in student_feats))
+        # the meta-network only reads g(h): (B, C) stands in for each map
+        alpha = self.attention(list(g_t), list(g_s))  # (B, T, S)
         self.last_alpha = alpha.detach().mean(dim=0)  # (T, S)
-        dist = distance_matrix(teacher_feats, student_feats, self.distance,
-                               self.pooling)  # (B, T, S)
+        dist = value_distance_matrix(list(v_t), list(v_s),
+                                     self.distance)  # (B, T, S)
         l_afd = (alpha * dist).sum(dim=2).mean(dim=0).sum()
         return self.loss_weight * l_afd

@@ -394,12 +394,21 @@ class L2TLoss(nn.Module):
         """One bilevel update of the meta-networks (Adam, in place)."""
         meta = {n: p.detach().requires_grad_()
                 for n, p in self._meta_params().items()}
+        lr = self._inner_lr()
         outer = self.lookahead_ce(meta, teacher_feats, labels, student,
-                                  inputs, student_recorder, self._inner_lr())
+                                  inputs, student_recorder, lr)
         grads = torch.autograd.grad(outer, list(meta.values()),
                                     allow_unused=True)
         grads = [torch.zeros_like(p) if g is None else _mean_over_ranks(g)
                  for p, g in zip(meta.values(), grads)]
+        if not bool(torch.stack([g.isfinite().all() for g in grads]).all()):
+            raise FloatingPointError(
+                'L2TLoss: the meta-gradient is not finite, the look-ahead '
+                f'({self.inner_steps} SGD steps at lr {lr}) diverged; the '
+                'meta-networks were left unchanged. Lower `loss_weight` of '
+                'the L2TLoss config or the lr (optim_wrapper.optimizer.lr, '
+                'or `inner_lr`), and check that the inputs are normalised '
+                '(data_preprocessor mean/std).')
         self.meta_step += 1
         keys = [n.replace('.', '_') for n in meta]
         adam_step(list(self._meta_params().values()), grads,

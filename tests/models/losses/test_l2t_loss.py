@@ -322,3 +322,16 @@ def test_rejects_vectors_and_empty():
 def test_rejects_bad_counts(key, value):
     with pytest.raises(ValueError, match=rf'`{key}` to be an int >= 1'):
         L2TLoss(T_SHAPES, S_SHAPES, **{key: value})
+
+
+def test_diverged_lookahead_stops_with_a_clear_error():
+    student, recorder, inputs, samples, teacher = student_setup()
+    loss = L2TLoss(T_SHAPES, S_SHAPES, inner_lr=1e30, inner_steps=1)
+    meta = {k: v.clone() for k, v in loss._meta_params().items()}
+    with pytest.raises(FloatingPointError,
+                       match=r'meta-gradient is not finite, the look-ahead '
+                       r'\(1 SGD steps at lr 1e\+30\) diverged'):
+        call_loss(loss, student, recorder, inputs, samples, teacher)
+    assert all(torch.equal(meta[k], v)
+               for k, v in loss._meta_params().items())
+    assert int(loss.meta_step) == 0
