@@ -39,10 +39,13 @@ def _installed_path(package, _mmengine_lookup=_mm_config.get_installed_path):
 
 _mm_config.get_installed_path = _mm_hub.get_installed_path = _installed_path
 
-from . import datasets, hooks, models  # noqa: E402,F401  (registers)
+from . import datasets, engine, hooks, models  # noqa: E402,F401
+from .utils.atomic_io import use_atomic_local_writes  # noqa: E402
 from .utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
 
 # resume under torch's weights_only loading (see afd_mm/utils/checkpoint.py)
 allow_mmengine_checkpoints()
+# a crash while saving never leaves a torn checkpoint (utils/atomic_io.py)
+use_atomic_local_writes()
 
 __all__ = ['__version__']

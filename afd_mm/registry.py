@@ -8,10 +8,11 @@ resolve to mmpretrain, while afd_mm's own classes are written
 from mmengine.registry import Registry
 from mmpretrain.registry import DATASETS as MMPRETRAIN_DATASETS
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
+from mmpretrain.registry import LOOPS as MMPRETRAIN_LOOPS
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmpretrain.registry import TRANSFORMS as MMPRETRAIN_TRANSFORMS
 
-__all__ = ['MODELS', 'DATASETS', 'HOOKS', 'TRANSFORMS']
+__all__ = ['MODELS', 'DATASETS', 'HOOKS', 'LOOPS', 'TRANSFORMS']
 
 MODELS = Registry(
     'model', parent=MMPRETRAIN_MODELS, scope='afd_mm',
@@ -25,3 +26,6 @@ HOOKS = Registry(
 TRANSFORMS = Registry(
     'transform', parent=MMPRETRAIN_TRANSFORMS, scope='afd_mm',
     locations=['afd_mm.datasets'])
+LOOPS = Registry(
+    'loop', parent=MMPRETRAIN_LOOPS, scope='afd_mm',
+    locations=['afd_mm.engine'])

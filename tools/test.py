@@ -17,7 +17,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
-from afd_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
+from afd_mm.utils.dist import finish_distributed, prepare_cpu_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -56,6 +56,7 @@ def main(argv=None):
     prepare_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
+    finish_distributed()
     if args.out:
         mmengine.dump(metrics, args.out)
     return metrics

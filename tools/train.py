@@ -15,8 +15,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from afd_mm.utils.atomic_io import find_resumable_checkpoint  # noqa: E402
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
-from afd_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
+from afd_mm.utils.dist import finish_distributed, prepare_cpu_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -64,7 +65,8 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume is not None:
         cfg.resume = True
-        cfg.load_from = None if args.resume == 'auto' else args.resume
+        cfg.load_from = find_resumable_checkpoint(cfg.work_dir) \
+            if args.resume == 'auto' else args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
     for split in ('train', 'val', 'test'):
@@ -78,7 +80,19 @@ def merge_args(cfg: Config, args) -> Config:
             loader.persistent_workers = False
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    use_resumable_epoch_loop(cfg)
     return cfg
+
+
+def use_resumable_epoch_loop(cfg: Config) -> None:
+    """Epoch-based configs train with afd_mm's exactly-resumable loop."""
+    train_cfg = cfg.get('train_cfg')
+    if not train_cfg or 'max_epochs' not in train_cfg:
+        return
+    if train_cfg.get('type', 'EpochBasedTrainLoop') in (
+            'EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop'):
+        train_cfg.pop('by_epoch', None)
+        train_cfg['type'] = 'afd_mm.ResumableEpochBasedTrainLoop'
 
 
 def main(argv=None):
@@ -88,6 +102,7 @@ def main(argv=None):
     prepare_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    finish_distributed()
     return runner
 
 

@@ -247,7 +247,8 @@ def _check_finite(losses: Dict[str, object]) -> None:
     if bool(finite.all()):
         return
     bad = [k for k, ok in zip(terms, finite.tolist()) if not ok]
-    it = MessageHub.get_current_instance().get_info('iter', 'unknown')
+    it = MessageHub.get_current_instance().get_info('iter')
+    it = 'unknown' if it is None else it + 1  # 1-based, as the log shows
     raise FloatingPointError(
         f'Non-finite loss at iteration {it}: {bad} (values '
         f'{ {k: float(terms[k].detach()) for k in bad} }). Training stopped; '

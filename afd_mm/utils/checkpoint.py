@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
 
 # numpy's pickling helpers moved from numpy.core to numpy._core in 2.0.
 _np_core = getattr(np, '_core', None) or np.core
@@ -46,10 +47,21 @@ def _reduce_history_buffer(buffer: HistoryBuffer):
     return HistoryBuffer, (log.tolist(), counts.tolist(), buffer.max_length)
 
 
+def _load_local_checkpoint(filename: str, map_location=None) -> dict:
+    """mmengine's loader of local files (``--resume``, ``load_from``)."""
+    return load_checkpoint_file(filename, key='load_from` / `--resume')
+
+
 def allow_mmengine_checkpoints() -> None:
-    """Allow-list an mmengine training checkpoint's types (idempotent)."""
+    """Allow-list an mmengine training checkpoint's types (idempotent).
+
+    Also routes mmengine's loading of local files (resume, ``load_from``)
+    through :func:`load_checkpoint_file`, so a refused file gets our message.
+    """
     torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=_load_local_checkpoint, force=True)
 
 
 def load_checkpoint_file(path: str, key: str = 'teacher_ckpt') -> dict:

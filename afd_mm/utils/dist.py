@@ -7,6 +7,7 @@ skips its own init) and ask the wrapper for ``device_ids=None``. With CUDA
 present nothing changes: NCCL, as mmpretrain does it.
 """
 import os
+import subprocess
 
 import torch
 import torch.distributed as torch_dist
@@ -19,10 +20,12 @@ def prepare_cpu_distributed(cfg: Config, launcher: str) -> bool:
     """Set up gloo + a CPU-friendly DDP wrapper; True when it did."""
     if launcher == 'none' or torch.cuda.is_available():
         return False
-    if launcher != 'pytorch':
+    if launcher == 'slurm':
+        _slurm_env()
+    elif launcher != 'pytorch':
         raise ValueError(
             f'--launcher {launcher} needs CUDA; on a machine without CUDA use '
-            '--launcher pytorch (tools/dist_train.sh does).')
+            '--launcher pytorch (tools/dist_train.sh) or slurm.')
     missing = [k for k in ENV_KEYS if k not in os.environ]
     if missing:
         raise RuntimeError(
@@ -39,3 +42,24 @@ def prepare_cpu_distributed(cfg: Config, launcher: str) -> bool:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def _slurm_env() -> None:
+    """torchrun's variables from Slurm's, as mmengine's slurm launcher."""
+    nodes = os.environ['SLURM_NODELIST']
+    first = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1')
+    os.environ.setdefault('MASTER_ADDR', first)
+    os.environ.setdefault('MASTER_PORT', os.environ.get('PORT', '29500'))
+    os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+    os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
+
+
+def finish_distributed() -> None:
+    """Wait for every rank, then tear the process group down cleanly.
+
+    Exiting with a live gloo group can abort a rank at interpreter exit.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
