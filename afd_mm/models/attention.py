@@ -60,7 +60,12 @@ class AFDAttention(nn.Module):
         alpha[b, t, :] = softmax over s of logit[b, t, :]
 
     The BN1d layers are standard (affine, batch statistics in training); the
-    bilinear BN's statistics pool over the B * S keys. Parameters:
+    bilinear BN's statistics pool over the B * S keys. In training the
+    forward computes exactly what these modules would, faster: the query
+    and key layers batched over candidates of equal C, and the bilinear
+    layer + BN + dot product factorised so that the (B, S, T, d) bilinear
+    keys are never formed (``_content_factorised``); ``bilinear_keys``
+    still forms them, for inspection. Parameters:
     sum_t (C_t + 3) d + sum_s (C_s + 3) d + (d + 3) T d + (T + S) d, e.g.
     643,200 for ResNet-56 -> ResNet-20 (spec section 2).
 
@@ -117,10 +122,7 @@ class AFDAttention(nn.Module):
         Returns:
             Tensor: (B, T, d).
         """
-        return torch.stack([
-            layer(global_descriptor(h))
-            for layer, h in zip(self.query_layers, teacher_feats)
-        ], dim=1)  # (B, T, d)
+        return self._embed(self.query_layers, teacher_feats)  # (B, T, d)
 
     def keys(self, student_feats):
         """k_s for every student candidate.
@@ -132,10 +134,32 @@ class AFDAttention(nn.Module):
         Returns:
             Tensor: (B, S, d).
         """
-        return torch.stack([
-            layer(global_descriptor(h))
-            for layer, h in zip(self.key_layers, student_feats)
-        ], dim=1)  # (B, S, d)
+        return self._embed(self.key_layers, student_feats)  # (B, S, d)
+
+    def _embed(self, layers, feats):
+        """Each candidate's layer applied to its g(h): (B, N, d).
+
+        In training, candidates of equal C go through their Linear + BN1d
+        (+ ReLU) layers as one batched op (``_embed_group``) instead of a
+        loop over candidates; the result is the same.
+        """
+        descs = [global_descriptor(h) for h in feats]  # N x (B, C)
+        if not all(_groupable(layer, self.training, len(descs[0]))
+                   for layer in layers):
+            return torch.stack(
+                [layer(g) for layer, g in zip(layers, descs)], dim=1)
+        groups = {}  # (C, BN eps) -> candidates
+        for i, (g, layer) in enumerate(zip(descs, layers)):
+            groups.setdefault((g.shape[1], layer[1].eps), []).append(i)
+        out, order = [], []
+        for idx in groups.values():
+            out.append(_embed_group([layers[i] for i in idx],
+                                    [descs[i] for i in idx]))  # (B, n, d)
+            order += idx
+        out = torch.cat(out, dim=1)  # (B, N, d), grouped order
+        if order != sorted(order):
+            out = out[:, torch.argsort(torch.tensor(order, device=out.device))]
+        return out  # (B, N, d)
 
     def bilinear_keys(self, student_feats):
         """k_{s,t}: every student's key transformed for every teacher.
@@ -151,12 +175,6 @@ class AFDAttention(nn.Module):
         b, s, d = keys.shape
         keys = self.bilinear(keys.reshape(b * s, d))  # (B * S, T * d)
         return keys.reshape(b, s, -1, d)  # (B, S, T, d)
-
-    def _factorisable(self, num_rows):
-        """Training-mode plain BN1d over more than one row: see forward."""
-        bn = self.bilinear[1]
-        return (self.training and type(bn) is nn.BatchNorm1d and bn.affine
-                and bn.track_running_stats and num_rows > 1)
 
     def _content_factorised(self, keys, queries):
         """<k_{s,t}[b], q_t[b]> without the (B, S, T, d) bilinear keys.
@@ -187,8 +205,8 @@ class AFDAttention(nn.Module):
         centred = flat - mean  # (N, d)
         cov = centred.t() @ centred / (b * num_s)  # (d, d)
         var = ((linear.weight @ cov) * linear.weight).sum(dim=1)  # (T * d, )
-        self._update_running_stats(linear.weight @ mean + linear.bias, var,
-                                   b * num_s)
+        _update_running_stats([bn], (linear.weight @ mean + linear.bias)[None],
+                              var[None], b * num_s)
         scale = (bn.weight * torch.rsqrt(var + bn.eps)).view(num_t, d)
         # the Linear bias cancels against the batch mean; (c - c) keeps it
         # in the graph, so it gets its (zero) gradient and weight decay as
@@ -199,18 +217,6 @@ class AFDAttention(nn.Module):
                               weight)  # (B, T, d)
         content = mapped @ centred.view(b, num_s, d).transpose(1, 2)
         return content + (queries * shift).sum(dim=2, keepdim=True)
-
-    @torch.no_grad()
-    def _update_running_stats(self, mean, var, num_rows):
-        """nn.BatchNorm1d's update, from the batch mean and biased var."""
-        bn = self.bilinear[1]
-        bn.num_batches_tracked.add_(1)
-        momentum = bn.momentum
-        if momentum is None:  # cumulative moving average
-            momentum = 1.0 / float(bn.num_batches_tracked)
-        unbiased = var * num_rows / (num_rows - 1)
-        bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), momentum)
-        bn.running_var.lerp_(unbiased.to(bn.running_var.dtype), momentum)
 
     def forward(self, teacher_feats, student_feats):
         """Link weights alpha, per sample.
@@ -226,7 +232,8 @@ class AFDAttention(nn.Module):
         """
         queries = self.queries(teacher_feats)  # (B, T, d)
         keys = self.keys(student_feats)  # (B, S, d)
-        if not self._factorisable(keys.shape[0] * keys.shape[1]):
+        if not _plain_bn(self.bilinear[1], self.training,
+                         keys.shape[0] * keys.shape[1]):
             b, s, d = keys.shape
             bilinear = self.bilinear(keys.reshape(b * s, d))
             logits = link_logits(bilinear.reshape(b, s, -1, d), queries,
@@ -236,6 +243,79 @@ class AFDAttention(nn.Module):
         position = self.pos_t @ self.pos_s.t()  # (T, S)
         logits = (content + position) / math.sqrt(self.embed_dim)
         return logits.softmax(dim=2)  # (B, T, S)
+
+
+def _plain_bn(bn, training, rows):
+    """A standard BN1d in training over more than one row.
+
+    Its output is then computed here from batch statistics (factorised or
+    batched over candidates); anything else (eval mode, SyncBN, a batch of
+    one, which BN itself rejects) runs the module itself.
+    """
+    return (training and type(bn) is nn.BatchNorm1d and bn.affine
+            and bn.track_running_stats and rows > 1)
+
+
+def _groupable(layer, training, rows):
+    """A query/key layer ``_embed_group`` can batch: Linear, BN1d[, ReLU]."""
+    return (isinstance(layer, nn.Sequential) and len(layer) in (2, 3)
+            and type(layer[0]) is nn.Linear and layer[0].bias is not None
+            and type(layer[1]) is nn.BatchNorm1d
+            and _plain_bn(layer[1], training, rows)
+            and (len(layer) == 2 or type(layer[2]) is nn.ReLU))
+
+
+def _embed_group(layers, descs):
+    """Linear + training-mode BN1d (+ ReLU) of n candidates of equal C.
+
+    One batched matrix product and one normalisation for the n layers,
+    each with its own weights and statistics, instead of n modules. The
+    BN layers must share their eps.
+
+    Args:
+        layers (list[nn.Sequential]): the n candidates' layers.
+        descs (list[Tensor]): their inputs g(h), each (B, C).
+
+    Returns:
+        Tensor: (B, n, d).
+    """
+    linears = [layer[0] for layer in layers]
+    bns = [layer[1] for layer in layers]  # all with the same eps
+    weight = torch.stack([lin.weight for lin in linears])  # (n, d, C)
+    bias = torch.stack([lin.bias for lin in linears])  # (n, d)
+    x = torch.baddbmm(bias.unsqueeze(1), torch.stack(descs),
+                      weight.transpose(1, 2))  # (n, B, d)
+    mean = x.mean(dim=1, keepdim=True)  # (n, 1, d)
+    centred = x - mean  # (n, B, d)
+    var = centred.pow(2).mean(dim=1)  # (n, d), biased as in BN
+    _update_running_stats(bns, mean.squeeze(1), var, x.shape[1])
+    gamma = torch.stack([bn.weight for bn in bns])  # (n, d)
+    beta = torch.stack([bn.bias for bn in bns])  # (n, d)
+    scale = gamma * torch.rsqrt(var + bns[0].eps)  # (n, d)
+    out = torch.addcmul(beta.unsqueeze(1), centred, scale.unsqueeze(1))
+    if len(layers[0]) == 3:
+        out = out.relu()
+    return out.transpose(0, 1)  # (B, n, d)
+
+
+@torch.no_grad()
+def _update_running_stats(bns, mean, var, rows):
+    """What ``nn.BatchNorm1d``'s training forward does to its buffers.
+
+    Args:
+        bns (list[nn.BatchNorm1d]): n layers.
+        mean (Tensor): their batch means, (n, d).
+        var (Tensor): their biased batch variances, (n, d).
+        rows (int): the number of rows the statistics pool.
+    """
+    unbiased = var * (rows / (rows - 1))
+    for bn, m, v in zip(bns, mean, unbiased):
+        bn.num_batches_tracked.add_(1)
+        momentum = bn.momentum
+        if momentum is None:  # cumulative moving average
+            momentum = 1.0 / float(bn.num_batches_tracked)
+        bn.running_mean.lerp_(m.to(bn.running_mean.dtype), momentum)
+        bn.running_var.lerp_(v.to(bn.running_var.dtype), momentum)
 
 
 def _ordered_indices(num_t, num_s):

@@ -14,9 +14,11 @@ H x W a map's spatial size, P = H_t * W_t positions of a teacher map.
   distinct teacher spatial size.
 
 Speed (``tools/benchmark_speed.py``): candidates of one size are handled by
-one batched op, never a Python loop over pairs: integer resizes are
-reshapes, and the l2 and cosine distances of all teachers of one size are
-one batched op whose backward is two matrix products.
+one batched op, never a Python loop over pairs; integer resizes are plain
+pooling or replication; the l2 and cosine distances of all teachers of one
+size are one batched op whose backward is two matrix products; g and v of a
+map, and the L2 normalisation, have hand-written one- or two-op backwards.
+Every function gives the values (and gradients) of the formula it names.
 """
 import torch
 import torch.nn.functional as F
@@ -129,7 +131,30 @@ def teacher_values(v_t):
     Returns:
         Tensor: (B, P) with P = H_t * W_t, unit L2 norm per sample.
     """
-    return F.normalize(v_t.flatten(1), dim=1)  # (B, P)
+    return _UnitRows.apply(v_t.flatten(1))  # (B, P)
+
+
+class _UnitRows(torch.autograd.Function):
+    """``F.normalize(x, dim=-1)``: x / max(|x|, 1e-12), same values.
+
+    Its backward, (g - y <y, g>) / |x| (g / 1e-12 where the norm is
+    clamped), is two ops on x's size instead of autograd's seven.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        denom = norm.clamp_min(1e-12)
+        y = x / denom
+        ctx.save_for_backward(y, denom, norm >= 1e-12)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        y, denom, unclamped = ctx.saved_tensors
+        dot = (y * grad).sum(dim=-1, keepdim=True) * unclamped
+        return torch.addcmul(grad, y, dot, value=-1).div_(denom)
 
 
 def student_values(v_s, size):
@@ -154,7 +179,7 @@ def student_values(v_s, size):
         pooled.append(_resize(v, size).flatten(2))  # (B, k, P)
         order += idx
     w = _in_order(torch.cat(pooled, dim=1), order)  # (B, S, P)
-    return F.normalize(w, dim=2)  # (B, S, P)
+    return _UnitRows.apply(w)  # (B, S, P)
 
 
 def _group_by_size(maps):
@@ -177,18 +202,16 @@ def _resize(v, size):
     """PyTorch's adaptive average pooling of (B, k, H, W) maps to ``size``.
 
     When the size ratio is an integer the bins are exact blocks
-    (down-sampling: a reshape and a mean) or single pixels (up-sampling:
-    replication), which is what ``adaptive_avg_pool2d`` computes, faster
-    and with a cheaper backward.
+    (down-sampling: plain average pooling) or single pixels (up-sampling:
+    replication), which is what ``adaptive_avg_pool2d`` computes, faster.
     """
     (h, w), (out_h, out_w) = v.shape[-2:], size
-    b, k = v.shape[:2]
     if (h, w) == (out_h, out_w):
         return v
     if h % out_h == 0 and w % out_w == 0:
-        blocks = v.reshape(b, k, out_h, h // out_h, out_w, w // out_w)
-        return blocks.mean(dim=(3, 5))  # (B, k, H_t, W_t)
+        return F.avg_pool2d(v, (h // out_h, w // out_w))  # (B, k, H_t, W_t)
     if out_h % h == 0 and out_w % w == 0:
+        b, k = v.shape[:2]
         rep = v[:, :, :, None, :, None].expand(
             b, k, h, out_h // h, w, out_w // w)
         return rep.reshape(b, k, out_h, out_w)  # (B, k, H_t, W_t)
@@ -287,7 +310,7 @@ def value_distance_matrix(v_t, v_s, distance='l2'):
     for size, idx in _group_by_size(v_t).items():
         w = student_values(v_s, size)  # (B, S, P)
         u = torch.stack([v_t[t] for t in idx], dim=1).flatten(2)
-        u = F.normalize(u, dim=2)  # (B, n, P): teacher_values of each
+        u = _UnitRows.apply(u)  # (B, n, P): teacher_values of each
         columns.append(_group_distance(w, u, distance))  # (B, n, S)
         order += idx
     return _in_order(torch.cat(columns, dim=1), order)  # (B, T, S)
@@ -316,8 +339,9 @@ def _group_distance(w, u, distance):
 class _MeanSquaredDistance(torch.autograd.Function):
     """D[b, i, s] = mean over P of (w[b, s] - u[b, i]) ** 2, batched.
 
-    The forward takes differences (``cdist`` without the matrix-product
-    shortcut, so equal maps are at distance exactly 0); the backward is
+    The forward takes differences, one teacher at a time without autograd
+    (equal maps are at distance exactly 0, which the expansion
+    |w|^2 + |u|^2 - 2 <w, u> would not give); the backward is
     dD/dw = 2 (w - u) / P summed over i as two matrix products, so no
     (B, n, S, P) tensor is ever stored.
     """
@@ -328,8 +352,11 @@ class _MeanSquaredDistance(torch.autograd.Function):
         dtype = torch.promote_types(u.dtype, w.dtype)
         u, w = u.to(dtype), w.to(dtype)
         ctx.save_for_backward(u, w)
-        dist = torch.cdist(u, w, compute_mode='donot_use_mm_for_euclid_dist')
-        return dist.square() / u.shape[-1]  # (B, n, S)
+        diff = torch.empty_like(w)  # (B, S, P), reused for every teacher
+        return torch.stack([
+            torch.sub(w, u[:, i, None], out=diff).pow_(2).mean(dim=2)
+            for i in range(u.shape[1])
+        ], dim=1)  # (B, n, S)
 
     @staticmethod
     @once_differentiable
@@ -338,10 +365,10 @@ class _MeanSquaredDistance(torch.autograd.Function):
         grad, scale = grad.to(u.dtype), 2 / u.shape[-1]
         grad_u = grad_w = None
         if ctx.needs_input_grad[0]:  # (B, n, P)
-            grad_u = scale * (u * grad.sum(2, keepdim=True) - grad @ w)
-            grad_u = grad_u.to(ctx.dtypes[0])
+            grad_u = (u * grad.sum(2, keepdim=True)).baddbmm_(
+                grad, w, alpha=-1).mul_(scale).to(ctx.dtypes[0])
         if ctx.needs_input_grad[1]:  # (B, S, P)
-            grad_w = scale * (w * grad.sum(1).unsqueeze(2)
-                              - grad.transpose(1, 2) @ u)
+            grad_w = (w * grad.sum(1).unsqueeze(2)).baddbmm_(
+                grad.transpose(1, 2), u, alpha=-1).mul_(scale)
             grad_w = grad_w.to(ctx.dtypes[1])
         return grad_u, grad_w

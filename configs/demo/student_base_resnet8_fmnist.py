@@ -1,12 +1,13 @@
 # Shared base of the demo students: CIFAR ResNet-8 on a low-data subset of
 # 5,000 Fashion-MNIST training images, 15 epochs, taught by the demo
-# teacher (ResNet-20, trained on 20,000 images). The four student configs
+# teacher (ResNet-20, trained on 20,000 images). The student configs
 # differ only in their loss block:
 #   student_alone_resnet8_fmnist.py   CE only (the student classifier alone)
 #   kd_resnet20_resnet8_fmnist.py     CE + Hinton KD (0.9, T=4)
 #   afd_resnet20_resnet8_fmnist.py    CE + KD + AFD (beta 200), the release
-# Run order: the teacher config first, then any student; `make demo` runs
-# all of them (tools/demo.py).
+#   {at,fitnet,rkd,crd}_resnet20_resnet8_fmnist.py   baselines (+ KD)
+# Train the teacher config first. `make demo` (tools/demo.py) runs teacher,
+# alone, KD and AFD; tools/benchmark_accuracy.py runs all, over seeds.
 _base_ = [
     './_base_/fashion_mnist_bs64.py',
     './_base_/schedule_demo.py',

@@ -1,4 +1,5 @@
 """AFDLoss: owns the meta-network; the only place L_AFD is reduced."""
+import torch
 from torch import nn
 
 from afd_mm.registry import MODELS
@@ -128,6 +129,27 @@ class AFDLoss(nn.Module):
                 links_file)
         self.last_alpha = None
 
+    def reduce_feature(self, h):
+        """What L_AFD reads of one candidate map: (g(h), v(h)).
+
+        ``forward`` takes these pairs in place of the maps. A distiller
+        may have its recorders apply this to each candidate as soon as it
+        is produced (``FeatureRecorder.record(reduce=...)``): the teacher's
+        maps are then freed at once instead of living through the student's
+        forward, and each student map's gradient from L_AFD is formed when
+        the backward reaches its block instead of at the start.
+
+        Args:
+            h (Tensor): a candidate map (B, C, H, W); anything else is
+                returned unchanged, for ``forward`` to report.
+
+        Returns:
+            tuple[Tensor, Tensor]: g(h) (B, C) and v(h) (B, H, W).
+        """
+        if not isinstance(h, torch.Tensor) or h.dim() != 4:
+            return h
+        return map_descriptors(h, self.pooling)
+
     def _check_feats(self, feats, channels, side):
         if len(feats) != len(channels):
             raise ValueError(
@@ -136,21 +158,35 @@ class AFDLoss(nn.Module):
                 f'`{side}_recorder` must record the same modules at every '
                 f'forward as at the probe forward.')
         for i, (h, c) in enumerate(zip(feats, channels)):
-            if h.dim() != 4 or h.shape[1] != c:
+            rank = 4
+            if isinstance(h, tuple):  # (g, v) of reduce_feature: g (B, C)
+                h, rank = h[0], 2
+            if h.dim() != rank or h.shape[1] != c:
+                shape = tuple(h.shape)
                 raise ValueError(
-                    f'{side} feat {i} has shape {tuple(h.shape)}, expected '
+                    f'{side} feat {i} has shape {shape}, expected '
                     f'(B, {c}, H, W) as found by the probe forward; the '
                     f'`{side}_recorder` must record the same modules as '
                     f'at the probe forward.')
+
+    def _descriptors(self, feats, detach):
+        """[g] (B, C) and [v] (B, H, W) of maps or ``reduce_feature`` pairs."""
+        pairs = []
+        for h in feats:
+            if not isinstance(h, tuple):
+                h = self.reduce_feature(h.detach() if detach else h)
+            pairs.append(tuple(x.detach() for x in h) if detach else h)
+        return [g for g, _ in pairs], [v for _, v in pairs]
 
     def forward(self, teacher_feats, student_feats, data_samples=None):
         """beta * L_AFD for one batch.
 
         Args:
-            teacher_feats (list[Tensor]): T maps (B, C_t, H_t, W_t) in
-                network order; detached here.
-            student_feats (list[Tensor]): S maps (B, C_s, H_s, W_s) in
-                network order.
+            teacher_feats (list[Tensor | tuple]): T maps (B, C_t, H_t, W_t)
+                in network order, or their ``reduce_feature`` pairs;
+                detached here.
+            student_feats (list[Tensor | tuple]): S maps (B, C_s, H_s, W_s)
+                in network order, or their ``reduce_feature`` pairs.
             data_samples (list[DataSample], optional): unused.
 
         Returns:
@@ -159,14 +195,11 @@ class AFDLoss(nn.Module):
         self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
         self._check_feats(student_feats, self.student_channels, 'student')
         # g(h) (B, C) and v(h) (B, H, W) of every candidate, read once
-        g_t, v_t = zip(*(map_descriptors(h.detach(), self.pooling)
-                         for h in teacher_feats))
-        g_s, v_s = zip(*(map_descriptors(h, self.pooling)
-                         for h in student_feats))
+        g_t, v_t = self._descriptors(teacher_feats, detach=True)
+        g_s, v_s = self._descriptors(student_feats, detach=False)
         # the meta-network only reads g(h): (B, C) stands in for each map
-        alpha = self.attention(list(g_t), list(g_s))  # (B, T, S)
+        alpha = self.attention(g_t, g_s)  # (B, T, S)
         self.last_alpha = alpha.detach().mean(dim=0)  # (T, S)
-        dist = value_distance_matrix(list(v_t), list(v_s),
-                                     self.distance)  # (B, T, S)
+        dist = value_distance_matrix(v_t, v_s, self.distance)  # (B, T, S)
         l_afd = (alpha * dist).sum(dim=2).mean(dim=0).sum()
         return self.loss_weight * l_afd
