@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from afd_mm.utils.checkpoint import load_checkpoint_file
+
 from .distance import global_descriptor
 
 __all__ = [
@@ -252,7 +254,8 @@ def _plain_bn(bn, training, rows):
     batched over candidates); anything else (eval mode, SyncBN, a batch of
     one, which BN itself rejects) runs the module itself.
     """
-    return (training and type(bn) is nn.BatchNorm1d and bn.affine
+    return (training and bn.training and type(bn) is nn.BatchNorm1d
+            and bn.affine
             and bn.track_running_stats and rows > 1)
 
 
@@ -338,7 +341,7 @@ def _load_links(path, num_t, num_s):
             f'of AFDLoss to a .pt or .npy file holding a {num_t} x {num_s} '
             f'link matrix.')
     if path.endswith('.pt') or path.endswith('.pth'):
-        links = torch.load(path, weights_only=True)
+        links = load_checkpoint_file(path, key='links_file')
     elif path.endswith('.npy'):
         links = torch.from_numpy(np.load(path, allow_pickle=False))
     else:
@@ -375,7 +378,7 @@ def fixed_links(mode, num_t, num_s, seed=0, path=None):
             links to the last student). 'random': each teacher linked
             one-hot to a student drawn once from a ``torch.Generator``
             seeded with ``seed``. 'fixed': the matrix saved in ``path``
-            (.pt read with ``torch.load(weights_only=True)``, or .npy),
+            (.pt read with ``weights_only`` and our allow-list, or .npy),
             rows renormalised to sum to 1.
         num_t (int): T, the number of teacher candidates.
         num_s (int): S, the number of student candidates.

@@ -81,6 +81,22 @@ def test_eval_mode_runs_on_one_sample():
     assert alpha.shape == (1, 2, 2)
 
 
+def test_frozen_layer_bn_uses_its_running_stats_in_training():
+    """A BN put in eval mode alone (norm_eval-style) keeps its statistics,
+    even while the meta-network trains: no batch dependence."""
+    torch.manual_seed(0)
+    net = AFDAttention([4, 6], [3, 5], embed_dim=8).train()
+    for layer in [*net.query_layers, *net.key_layers]:
+        layer[1].eval()
+    net.bilinear[1].eval()
+    t, s = _feats([4, 6], batch=6), _feats([3, 5], batch=6)
+    whole = net(t, s)
+    half = net([h[:3] for h in t], [h[:3] for h in s])
+    assert torch.allclose(whole[:3], half, atol=1e-6)
+    assert torch.equal(net.bilinear[1].running_mean,
+                       torch.zeros_like(net.bilinear[1].running_mean))
+
+
 def test_linear_init_default_vs_xavier():
     torch.manual_seed(0)
     default = AFDAttention([64], [64], embed_dim=128)
