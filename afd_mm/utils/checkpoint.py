@@ -12,7 +12,7 @@ A ``HistoryBuffer`` pickles its statistics methods through
 attribute of every allowed object). So we also register a reducer that
 saves a buffer as ``HistoryBuffer(log, counts, max_length)`` with plain
 lists: checkpoints written by afd_mm resume under ``weights_only=True``.
-Nothing here ever loads with ``weights_only=False``.
+Nothing here ever turns ``weights_only`` off.
 """
 import collections
 import copyreg
