@@ -1,4 +1,5 @@
 """AFDDistiller: a frozen teacher and a student trained with AFD."""
+import contextlib
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -158,6 +159,19 @@ class AFDDistiller(BaseModel):
         self.teacher.eval()
         return self
 
+    def _recording(self):
+        """The recording contexts of teacher and student for ``loss``.
+
+        Nothing is recorded without a distillation loss; a loss with a
+        ``reduce_feature`` method has it applied to each candidate as it is
+        produced, so the maps are not kept for it (see AFDLoss).
+        """
+        if self.distill_loss is None:
+            return contextlib.nullcontext([]), contextlib.nullcontext([])
+        reduce = getattr(self.distill_loss, 'reduce_feature', None)
+        return (self.teacher_recorder.record(reduce),
+                self.student_recorder.record(reduce))
+
     # ------------------------------------------------------------ forward
     def forward(self, inputs: torch.Tensor, data_samples=None,
                 mode: str = 'tensor'):
@@ -174,11 +188,12 @@ class AFDDistiller(BaseModel):
                 f'candidate shapes were probed at {self.probe_size}: set '
                 f'`model.probe_size={tuple(inputs.shape[-2:])}` (the '
                 'training crop size) in your config.')
-        with torch.no_grad(), self.teacher_recorder.record() as t_feats:
+        t_record, s_record = self._recording()
+        with torch.no_grad(), t_record as t_feats:
             t_out = self.teacher(inputs, mode='tensor') \
                 if self._teacher_head_used \
                 else self.teacher.extract_feat(inputs)
-        with self.student_recorder.record() as s_feats:
+        with s_record as s_feats:
             s_logits = self.student.head(self.student.extract_feat(inputs))
         losses = self.student.head._get_loss(s_logits, data_samples)
         losses['loss_cls'] = losses.pop('loss')

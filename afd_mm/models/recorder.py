@@ -1,7 +1,7 @@
 """FeatureRecorder: forward hooks that collect candidate features."""
 import contextlib
 import math
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -94,6 +94,7 @@ class FeatureRecorder:
         self.names: List[str] = []
         self._handles: list = []
         self._records: Optional[dict] = None
+        self._reduce: Optional[Callable] = None
         self._grad_at_entry = False
 
     def attach(self, model: nn.Module) -> List[str]:
@@ -119,19 +120,29 @@ class FeatureRecorder:
         self._handles = []
 
     @contextlib.contextmanager
-    def record(self) -> Iterator[List[torch.Tensor]]:
+    def record(self, reduce: Optional[Callable] = None
+               ) -> Iterator[List[torch.Tensor]]:
         """Collect candidate outputs of the forward run inside the block.
 
         The yielded list is filled, in network order, when the block exits.
+
+        Args:
+            reduce (callable, optional): applied to each candidate's output
+                (a map, after ``tokens_to_grid``) as soon as its module
+                returns; the list then holds what it returns and the output
+                itself is not kept (e.g. ``AFDLoss.reduce_feature``).
+                Default None: the outputs.
         """
         feats: List[torch.Tensor] = []
         self._records = {}
+        self._reduce = reduce
         self._grad_at_entry = torch.is_grad_enabled()
         try:
             yield feats
             feats.extend(self._collect())
         finally:
             self._records = None
+            self._reduce = None
 
     def _make_hook(self, name: str):
         def hook(module, inputs, output):
@@ -156,8 +167,17 @@ class FeatureRecorder:
                 raise RuntimeError(
                     f'Candidate module {name!r} ran twice in one forward; '
                     'record a module that runs once (change `patterns`).')
-            self._records[name] = (output, output._version)
+            if self._reduce is not None:  # version None: nothing to check
+                self._records[name] = (
+                    self._reduce(self._as_map(output, name)), None)
+            else:
+                self._records[name] = (output, output._version)
         return hook
+
+    def _as_map(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
+        if self.tokens_to_grid and tensor.dim() == 3:
+            return tokens_to_map(tensor, self._extra_tokens, name)
+        return tensor
 
     def _collect(self) -> List[torch.Tensor]:
         missing = [n for n in self.names if n not in self._records]
@@ -168,6 +188,9 @@ class FeatureRecorder:
         feats = []
         for name in self.names:
             tensor, version = self._records[name]
+            if version is None:  # reduced in the hook
+                feats.append(tensor)
+                continue
             if tensor._version != version:
                 raise RuntimeError(
                     f'The output of candidate module {name!r} was modified '
@@ -175,9 +198,7 @@ class FeatureRecorder:
                     'ReLU(inplace=True) in the next module), so the feature '
                     'would be wrong. Record the enclosing block instead, or '
                     'set inplace=False on that op.')
-            if self.tokens_to_grid and tensor.dim() == 3:
-                tensor = tokens_to_map(tensor, self._extra_tokens, name)
-            feats.append(tensor)
+            feats.append(self._as_map(tensor, name))
         return feats
 
 

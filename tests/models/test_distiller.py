@@ -152,3 +152,27 @@ def test_student_batch_augments_reach_the_preprocessor():
     assert data['data_samples'][0].gt_score.shape == (10, )  # mixed labels
     losses = model(**data, mode='loss')
     assert torch.isfinite(losses['loss_cls'])
+
+
+def test_afd_reduces_candidates_in_the_hooks_same_loss():
+    torch.manual_seed(0)
+    model = _distiller().double()
+    inputs, samples = _batch()
+    inputs = inputs.double()
+    losses = model(inputs, samples, mode='loss')
+    with torch.no_grad(), model.teacher_recorder.record() as t_feats:
+        model.teacher(inputs, mode='tensor')
+    with model.student_recorder.record() as s_feats:
+        model.student.extract_feat(inputs)
+    assert all(h.dim() == 4 for h in t_feats + s_feats)  # maps by default
+    expected = model.distill_loss(t_feats, s_feats)
+    assert losses['loss_afd'].item() == pytest.approx(expected.item(),
+                                                      rel=1e-12)
+
+
+def test_nothing_recorded_without_distill_loss(monkeypatch):
+    model = _distiller(distill_loss=None)
+    monkeypatch.setattr(model.teacher_recorder, 'record', None)
+    monkeypatch.setattr(model.student_recorder, 'record', None)
+    losses = model(*_batch(), mode='loss')
+    assert set(losses) == {'loss_cls', 'loss_kd'}

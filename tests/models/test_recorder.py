@@ -65,3 +65,17 @@ def test_mmpretrain_resnet_blocks():
         net(torch.randn(1, 3, 32, 32))
     assert [f.shape[1] for f in feats] == [64, 64, 128, 128, 256, 256,
                                            512, 512]
+
+
+def test_reduce_replaces_each_output_as_it_is_produced(chain):
+    rec = FeatureRecorder('layer*')
+    rec.attach(chain)
+    x = torch.randn(2, 3, 8, 8)
+    with rec.record(reduce=lambda h: h.sum(dim=(2, 3))) as feats:
+        chain(x)
+    h1 = chain.layer1(chain.stem(x))
+    assert [tuple(f.shape) for f in feats] == [(2, 4), (2, 8)]
+    assert torch.allclose(feats[0], h1.sum(dim=(2, 3)))
+    with rec.record() as feats:  # reduce lasts one record() only
+        chain(x)
+    assert feats[0].dim() == 4
