@@ -47,7 +47,7 @@ def _reduce_history_buffer(buffer: HistoryBuffer):
     return HistoryBuffer, (log.tolist(), counts.tolist(), buffer.max_length)
 
 
-def _load_local_checkpoint(filename: str, map_location=None) -> dict:
+def load_from_local(filename: str, map_location=None) -> dict:
     """mmengine's loader of local files (``--resume``, ``load_from``)."""
     return load_checkpoint_file(filename, key='load_from` / `--resume')
 
@@ -61,7 +61,7 @@ def allow_mmengine_checkpoints() -> None:
     torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
     CheckpointLoader.register_scheme(
-        prefixes='', loader=_load_local_checkpoint, force=True)
+        prefixes='', loader=load_from_local, force=True)
 
 
 def load_checkpoint_file(path: str, key: str = 'teacher_ckpt') -> dict:
