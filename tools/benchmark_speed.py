@@ -11,6 +11,7 @@ student forward + CE + backward + step, with no recorder, loss or KD::
     python tools/benchmark_speed.py [--pair r56_r20] [--batch 64]
         [--iters 20] [--warmup 3] [--methods floor,afd,kd,at,...]
         [--device cpu|cuda] [--mem-iters 3] [--threads N]
+        [--mem-mode subprocess|inprocess] [--mem-procs 3]
 
 Methods: ``floor``; ``afd`` (``configs/afd_<pair>.py``: AFD + KD 0.9);
 ``kd``, ``at``, ``fitnet``, ``rkd``, ``crd``, ``l2t``: the shipped
@@ -27,10 +28,13 @@ alike. Reported: the median ms per step and its ratio to the floor's.
 Peak memory of a step (MiB) = the bytes the method keeps between steps
 (its parameters, buffers and optimizer state: teacher, student, loss) +
 the growth of memory during one step above what was in use when it began
-(activations, recorded features, gradients, temporaries). This is what
-``torch.cuda.max_memory_allocated`` reports for a process holding only
-that method, but it is measured in this one process, so the methods can
-be interleaved and the other methods' models do not count:
+(activations, recorded features, gradients, temporaries), what
+``torch.cuda.max_memory_allocated`` reports for a process that holds only
+that method. By default each method is measured in fresh processes of
+this script (``--mem-mode subprocess``: no other method's heap around),
+``--warmup`` steps, then the median of ``--mem-iters`` steps, and the
+median over ``--mem-procs`` such processes;
+``--mem-mode inprocess`` measures in this process, after the timed rounds:
 
 * cuda: growth = ``max_memory_allocated`` after
   ``reset_peak_memory_stats`` - ``memory_allocated`` before the step;
@@ -39,15 +43,12 @@ be interleaved and the other methods' models do not count:
   the step's allocations must fault them in again and show in RSS) and
   writing ``5`` to ``/proc/self/clear_refs`` (resets VmHWM to the current
   RSS, Linux >= 4.0); ``ru_maxrss`` cannot be reset, hence not used. For
-  these rounds glibc serves blocks >= 64 KiB by mmap, so that a freed
+  these steps glibc serves blocks >= 64 KiB by mmap, so that a freed
   tensor leaves RSS at once instead of staying in the heap
-  (``_mmap_large_blocks``).
-
-Memory is taken in ``--mem-iters`` extra interleaved rounds after the
-timed ones (the trim would slow a timed step down), median reported. RSS
-also counts what the C allocator and oneDNN hold beyond live tensors, the
-same for every method, so CPU ratios are a little closer to 1 than the
-tensor bytes a GPU run counts.
+  (``_mmap_large_blocks``; it would slow the timed steps). RSS also counts
+  what the C allocator and oneDNN hold beyond live tensors, about the same
+  for every method, so CPU ratios sit a little closer to 1 than the tensor
+  bytes a GPU counts.
 
 On a CPU shared with other jobs use ``--threads 1``: with more threads
 than free cores every parallel op waits for a descheduled thread, which
@@ -59,10 +60,13 @@ import ctypes
 import ctypes.util
 import gc
 import importlib
+import json
 import os.path as osp
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -127,6 +131,16 @@ def parse_args(argv=None):
                         help='cpu or cuda (default: cuda when present)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch\'s)')
+    parser.add_argument('--mem-mode', default='subprocess',
+                        choices=('subprocess', 'inprocess'),
+                        help='measure memory in a fresh process per method '
+                        '(default) or in this one, beside the other '
+                        'methods (faster, noisier on CPU)')
+    parser.add_argument('--mem-procs', type=int, default=3,
+                        help='fresh processes per method in subprocess '
+                        'mode, median taken (default 3: RSS varies by a '
+                        'few %% from process to process)')
+    parser.add_argument('--probe-out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
     unknown = sorted(set(methods) - set(METHODS))
@@ -156,8 +170,6 @@ def model_config(pair, method, lr=None):
     path = config_path(pair, method)
     cfg = Config.fromfile(path).model
     cfg.teacher_ckpt = None
-    if method == 'l2t' and lr is not None:
-        cfg.distill_loss.inner_lr = lr
     if method == 'floor':
         cfg.distill_loss, cfg.kd_weight = None, 0.0
     elif method != 'afd' and osp.basename(path).startswith('afd_'):
@@ -167,6 +179,8 @@ def model_config(pair, method, lr=None):
         cfg.distill_loss = loss
         if recorder is not None:
             cfg.teacher_recorder = cfg.student_recorder = recorder
+    if method == 'l2t' and lr is not None:
+        cfg.distill_loss = dict(cfg.distill_loss, inner_lr=lr)
     return cfg
 
 
@@ -332,8 +346,8 @@ def _rotations(names, rounds):
         yield names[k:] + names[:k]
 
 
-def measure(runs, states, device, iters, warmup, mem_iters):
-    """{method: (median ms, median peak bytes)}, interleaved rounds."""
+def measure_times(runs, device, iters, warmup):
+    """{method: median ms per step}, in interleaved rounds."""
     names = list(runs)
     for name in names:
         for _ in range(warmup):
@@ -342,6 +356,12 @@ def measure(runs, states, device, iters, warmup, mem_iters):
     for order in _rotations(names, iters):
         for name in order:
             times[name].append(timed_step(runs[name], device))
+    return {n: statistics.median(times[n]) for n in names}
+
+
+def measure_peaks(runs, states, device, mem_iters):
+    """{method: median peak bytes of a step}, in interleaved rounds."""
+    names = list(runs)
     peaks = {n: [] for n in names}
     cpu = device == 'cpu'  # RSS: see _mmap_large_blocks
     with _mmap_large_blocks() if cpu else contextlib.nullcontext():
@@ -349,8 +369,47 @@ def measure(runs, states, device, iters, warmup, mem_iters):
             for name in order:
                 peaks[name].append(states[name]
                                    + step_growth(runs[name], device))
-    return {n: (statistics.median(times[n]), statistics.median(peaks[n]))
-            for n in names}
+    return {n: statistics.median(peaks[n]) for n in names}
+
+
+def probe_peaks(args, method, batch_size, out_dir):
+    """Median over ``--mem-procs`` fresh processes of ``probe_peak``."""
+    return statistics.median(probe_peak(args, method, batch_size, out_dir)
+                             for _ in range(args.mem_procs))
+
+
+def probe_peak(args, method, batch_size, out_dir):
+    """Peak bytes of ``method``, measured by this script in a new process.
+
+    The child builds that method alone, runs ``--warmup`` steps, measures
+    ``--mem-iters`` steps as ``measure_peaks`` does and writes the median
+    to a file.
+    """
+    out = osp.join(out_dir, f'{method}.json')
+    cmd = [sys.executable, osp.abspath(__file__), '--pair', args.pair,
+           '--batch', str(batch_size), '--warmup', str(args.warmup),
+           '--mem-iters', str(args.mem_iters), '--methods', method,
+           '--device', args.device, '--probe-out', out]
+    if args.threads:
+        cmd += ['--threads', str(args.threads)]
+    child = subprocess.run(cmd, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    if child.returncode:
+        raise RuntimeError(f'The memory probe of {method!r} failed:\n'
+                           f'{child.stderr[-3000:]}')
+    with open(out) as f:
+        return json.load(f)[method]
+
+
+def _probe_main(args, runs, states):
+    """The child of ``probe_peak``: only the last method is measured."""
+    method = args.methods[-1]
+    run = {method: runs[method]}
+    for _ in range(args.warmup):
+        run[method]()
+    peak = measure_peaks(run, states, args.device, args.mem_iters)
+    with open(args.probe_out, 'w') as f:
+        json.dump(peak, f)
 
 
 def device_name(device):
@@ -390,14 +449,22 @@ def main(argv=None):
     bsz = args.batch or PAIRS[args.pair]['batch']
     inputs, samples = batch(args.pair, bsz, args.device)
     optim_cfg = sgd_args(args.pair)
+    methods = args.methods[-1:] if args.probe_out else args.methods
     runs, states = {}, {}
-    for method in args.methods:
+    for method in methods:
         built = build_run(args.pair, method, args.device, optim_cfg,
                           inputs, samples)
         if built is not None:
             runs[method], states[method] = built
-    results = measure(runs, states, args.device, args.iters, args.warmup,
-                      args.mem_iters)
+    if args.probe_out:
+        return _probe_main(args, runs, states)
+    times = measure_times(runs, args.device, args.iters, args.warmup)
+    if args.mem_mode == 'inprocess':
+        peaks = measure_peaks(runs, states, args.device, args.mem_iters)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            peaks = {m: probe_peaks(args, m, bsz, tmp) for m in runs}
+    results = {m: (times[m], peaks[m]) for m in runs}
     title = (f'{args.pair}, batch {bsz}, {args.iters} timed steps per '
              f'method (medians), {device_name(args.device)}')
     table = format_table(results, title)
