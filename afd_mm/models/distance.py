@@ -339,11 +339,12 @@ def _group_distance(w, u, distance):
 class _MeanSquaredDistance(torch.autograd.Function):
     """D[b, i, s] = mean over P of (w[b, s] - u[b, i]) ** 2, batched.
 
-    The forward takes differences, one teacher at a time without autograd
-    (equal maps are at distance exactly 0, which the expansion
-    |w|^2 + |u|^2 - 2 <w, u> would not give); the backward is
-    dD/dw = 2 (w - u) / P summed over i as two matrix products, so no
-    (B, n, S, P) tensor is ever stored.
+    The forward expands the square, (|w|^2 + |u|^2 - 2 <u, w>) / P: one
+    batched matrix product for all n teachers and S students instead of n
+    (B, S, P) differences; rounding can leave a distance a few ulps below
+    0, so it is clamped at 0. The backward is dD/dw = 2 (w - u) / P summed
+    over i as two matrix products, so no (B, n, S, P) tensor is ever
+    formed.
     """
 
     @staticmethod
@@ -352,11 +353,10 @@ class _MeanSquaredDistance(torch.autograd.Function):
         dtype = torch.promote_types(u.dtype, w.dtype)
         u, w = u.to(dtype), w.to(dtype)
         ctx.save_for_backward(u, w)
-        diff = torch.empty_like(w)  # (B, S, P), reused for every teacher
-        return torch.stack([
-            torch.sub(w, u[:, i, None], out=diff).pow_(2).mean(dim=2)
-            for i in range(u.shape[1])
-        ], dim=1)  # (B, n, S)
+        squares = (u.pow(2).sum(2).unsqueeze(2)
+                   + w.pow(2).sum(2).unsqueeze(1))  # (B, n, S)
+        dist = torch.baddbmm(squares, u, w.transpose(1, 2), alpha=-2)
+        return dist.div_(u.shape[-1]).clamp_min_(0)  # (B, n, S)
 
     @staticmethod
     @once_differentiable

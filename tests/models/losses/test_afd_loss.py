@@ -196,17 +196,20 @@ def test_parameter_counts(teacher_channels, student_channels, expected):
 def test_zero_when_student_values_equal_teacher_values():
     h = torch.randn(BATCH, 4, 4, 4)
     identical = AFDLoss([(4, 4, 4)] * 2, [(4, 4, 4)] * 2, embed_dim=8)
-    assert identical([h, h], [h.clone(), h.clone()]).item() == 0
+    # float32 rounding of the expanded square |w|^2 + |u|^2 - 2 <u, w>
+    # leaves a few ulps, times beta = 200
+    assert identical([h, h], [h.clone(), h.clone()]).item() == \
+        pytest.approx(0., abs=1e-5)
     # a student map smaller than the teacher's, up-sampled by replication
     small = torch.randn(BATCH, 6, 2, 2)
     big = small.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
     replicated = AFDLoss([(6, 4, 4)], [(6, 2, 2)], embed_dim=8)
-    assert replicated([big], [small]).item() == pytest.approx(0., abs=1e-8)
+    assert replicated([big], [small]).item() == pytest.approx(0., abs=1e-5)
     # constant maps have equal values at every size: D = 0 for all pairs
     mixed = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8)
     teacher = [torch.full((BATCH, *shape), 3.) for shape in TEACHER_SHAPES]
     student = [torch.full((BATCH, *shape), 0.5) for shape in STUDENT_SHAPES]
-    assert mixed(teacher, student).item() == pytest.approx(0., abs=1e-8)
+    assert mixed(teacher, student).item() == pytest.approx(0., abs=1e-5)
     # and a different map is not at zero distance
     assert replicated([big], [small.flip(2)]).item() > 0
 
