@@ -5,6 +5,8 @@ size (128), C channels of a candidate.
 
 * ``AFDAttention``: the meta-network, alpha computed per sample and trained
   jointly with the student (the paper's default, "AFD co-trained").
+* ``CandidateEmbedding``: its per-candidate Linear + BN1d query and key
+  layers, stored stacked per channel count.
 * ``FixedLinks``: a constant alpha for the linking ablations (Table 4):
   'ordered', 'random' and 'fixed' (frozen links of an earlier run), built by
   the pure function ``fixed_links``.
@@ -22,7 +24,7 @@ from .distance import global_descriptor
 
 __all__ = [
     'LINEAR_INITS', 'FIXED_LINKS', 'link_logits', 'AFDAttention',
-    'fixed_links', 'FixedLinks'
+    'CandidateEmbedding', 'fixed_links', 'FixedLinks'
 ]
 
 LINEAR_INITS = ('default', 'xavier')
@@ -62,12 +64,12 @@ class AFDAttention(nn.Module):
         alpha[b, t, :] = softmax over s of logit[b, t, :]
 
     The BN1d layers are standard (affine, batch statistics in training); the
-    bilinear BN's statistics pool over the B * S keys. In training the
-    forward computes exactly what these modules would, faster: the query
-    and key layers batched over candidates of equal C, and the bilinear
-    layer + BN + dot product factorised so that the (B, S, T, d) bilinear
-    keys are never formed (``_content_factorised``); ``bilinear_keys``
-    still forms them, for inspection. Parameters:
+    bilinear BN's statistics pool over the B * S keys. The query and key
+    layers are stored stacked per distinct C (``CandidateEmbedding``), so
+    candidates of equal width run as one batched op. In training the
+    bilinear layer + BN + dot product are factorised so that the
+    (B, S, T, d) bilinear keys are never formed (``_content_factorised``);
+    ``bilinear_keys`` still forms them, for inspection. Parameters:
     sum_t (C_t + 3) d + sum_s (C_s + 3) d + (d + 3) T d + (T + S) d, e.g.
     643,200 for ResNet-56 -> ResNet-20 (spec section 2).
 
@@ -93,12 +95,8 @@ class AFDAttention(nn.Module):
                 f'of {LINEAR_INITS} (the `linear_init` key of AFDLoss).')
         d, num_t = embed_dim, len(teacher_channels)
         self.embed_dim = embed_dim
-        self.query_layers = nn.ModuleList(
-            nn.Sequential(nn.Linear(c, d), nn.BatchNorm1d(d))
-            for c in teacher_channels)
-        self.key_layers = nn.ModuleList(
-            nn.Sequential(nn.Linear(c, d), nn.BatchNorm1d(d), nn.ReLU())
-            for c in student_channels)
+        self.query_layers = CandidateEmbedding(teacher_channels, d)
+        self.key_layers = CandidateEmbedding(student_channels, d, relu=True)
         self.bilinear = nn.Sequential(
             nn.Linear(d, num_t * d), nn.BatchNorm1d(num_t * d))
         self.pos_t = nn.Parameter(torch.empty(num_t, d))
@@ -109,10 +107,10 @@ class AFDAttention(nn.Module):
             self._init_linear_xavier()
 
     def _init_linear_xavier(self):
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_normal_(module.weight)
-                nn.init.zeros_(module.bias)
+        self.query_layers.init_xavier()
+        self.key_layers.init_xavier()
+        nn.init.xavier_normal_(self.bilinear[0].weight)
+        nn.init.zeros_(self.bilinear[0].bias)
 
     def queries(self, teacher_feats):
         """q_t for every teacher candidate.
@@ -124,7 +122,8 @@ class AFDAttention(nn.Module):
         Returns:
             Tensor: (B, T, d).
         """
-        return self._embed(self.query_layers, teacher_feats)  # (B, T, d)
+        return self.query_layers(
+            [global_descriptor(h) for h in teacher_feats])  # (B, T, d)
 
     def keys(self, student_feats):
         """k_s for every student candidate.
@@ -136,32 +135,8 @@ class AFDAttention(nn.Module):
         Returns:
             Tensor: (B, S, d).
         """
-        return self._embed(self.key_layers, student_feats)  # (B, S, d)
-
-    def _embed(self, layers, feats):
-        """Each candidate's layer applied to its g(h): (B, N, d).
-
-        In training, candidates of equal C go through their Linear + BN1d
-        (+ ReLU) layers as one batched op (``_embed_group``) instead of a
-        loop over candidates; the result is the same.
-        """
-        descs = [global_descriptor(h) for h in feats]  # N x (B, C)
-        if not all(_groupable(layer, self.training, len(descs[0]))
-                   for layer in layers):
-            return torch.stack(
-                [layer(g) for layer, g in zip(layers, descs)], dim=1)
-        groups = {}  # (C, BN eps) -> candidates
-        for i, (g, layer) in enumerate(zip(descs, layers)):
-            groups.setdefault((g.shape[1], layer[1].eps), []).append(i)
-        out, order = [], []
-        for idx in groups.values():
-            out.append(_embed_group([layers[i] for i in idx],
-                                    [descs[i] for i in idx]))  # (B, n, d)
-            order += idx
-        out = torch.cat(out, dim=1)  # (B, N, d), grouped order
-        if order != sorted(order):
-            out = out[:, torch.argsort(torch.tensor(order, device=out.device))]
-        return out  # (B, N, d)
+        return self.key_layers(
+            [global_descriptor(h) for h in student_feats])  # (B, S, d)
 
     def bilinear_keys(self, student_feats):
         """k_{s,t}: every student's key transformed for every teacher.
@@ -259,48 +234,6 @@ def _plain_bn(bn, training, rows):
             and bn.track_running_stats and rows > 1)
 
 
-def _groupable(layer, training, rows):
-    """A query/key layer ``_embed_group`` can batch: Linear, BN1d[, ReLU]."""
-    return (isinstance(layer, nn.Sequential) and len(layer) in (2, 3)
-            and type(layer[0]) is nn.Linear and layer[0].bias is not None
-            and type(layer[1]) is nn.BatchNorm1d
-            and _plain_bn(layer[1], training, rows)
-            and (len(layer) == 2 or type(layer[2]) is nn.ReLU))
-
-
-def _embed_group(layers, descs):
-    """Linear + training-mode BN1d (+ ReLU) of n candidates of equal C.
-
-    One batched matrix product and one normalisation for the n layers,
-    each with its own weights and statistics, instead of n modules. The
-    BN layers must share their eps.
-
-    Args:
-        layers (list[nn.Sequential]): the n candidates' layers.
-        descs (list[Tensor]): their inputs g(h), each (B, C).
-
-    Returns:
-        Tensor: (B, n, d).
-    """
-    linears = [layer[0] for layer in layers]
-    bns = [layer[1] for layer in layers]  # all with the same eps
-    weight = torch.stack([lin.weight for lin in linears])  # (n, d, C)
-    bias = torch.stack([lin.bias for lin in linears])  # (n, d)
-    x = torch.baddbmm(bias.unsqueeze(1), torch.stack(descs),
-                      weight.transpose(1, 2))  # (n, B, d)
-    mean = x.mean(dim=1, keepdim=True)  # (n, 1, d)
-    centred = x - mean  # (n, B, d)
-    var = centred.pow(2).mean(dim=1)  # (n, d), biased as in BN
-    _update_running_stats(bns, mean.squeeze(1), var, x.shape[1])
-    gamma = torch.stack([bn.weight for bn in bns])  # (n, d)
-    beta = torch.stack([bn.bias for bn in bns])  # (n, d)
-    scale = gamma * torch.rsqrt(var + bns[0].eps)  # (n, d)
-    out = torch.addcmul(beta.unsqueeze(1), centred, scale.unsqueeze(1))
-    if len(layers[0]) == 3:
-        out = out.relu()
-    return out.transpose(0, 1)  # (B, n, d)
-
-
 @torch.no_grad()
 def _update_running_stats(bns, mean, var, rows):
     """What ``nn.BatchNorm1d``'s training forward does to its buffers.
@@ -319,6 +252,152 @@ def _update_running_stats(bns, mean, var, rows):
             momentum = 1.0 / float(bn.num_batches_tracked)
         bn.running_mean.lerp_(m.to(bn.running_mean.dtype), momentum)
         bn.running_var.lerp_(v.to(bn.running_var.dtype), momentum)
+
+
+class CandidateEmbedding(nn.Module):
+    """Linear + BN1d (+ ReLU) of its own for each of N candidates.
+
+    Candidate i maps its descriptor (B, C_i) to (B, d) with
+    BN1d(Linear_i(x)) (ReLU after it for keys), exactly as N separate
+    ``nn.Sequential(nn.Linear(C_i, d), nn.BatchNorm1d(d)[, nn.ReLU()])``
+    would, with PyTorch's initialisation of those modules. The N layers
+    are stored stacked, one set of tensors per distinct C: candidates of
+    equal C run as one batched matrix product and one normalisation, and
+    the optimizer sees a few tensors instead of four per candidate.
+
+    For the candidates of width C (in network order, ``self.index[C]``),
+    ``c{C}_weight`` (n, d, C) and ``c{C}_bias`` (n, d) are the Linear layers,
+    ``c{C}_gamma`` and ``c{C}_beta`` (n, d) the BN affine parameters and
+    the ``c{C}_running_mean`` / ``c{C}_running_var`` buffers (n, d) the BN
+    statistics (momentum 0.1, eps 1e-5, BN1d's defaults). Training uses
+    batch statistics (biased variance) and updates the running ones with
+    the unbiased variance; eval mode (``.eval()``, e.g. a frozen
+    meta-network) uses the running ones.
+
+    Args:
+        channels (list[int]): C_i of every candidate, in network order.
+        embed_dim (int): d.
+        relu (bool): ReLU after the BN (keys). Default: False (queries).
+    """
+
+    momentum = 0.1
+    eps = 1e-5
+
+    def __init__(self, channels, embed_dim, relu=False):
+        super().__init__()
+        self.channels = [int(c) for c in channels]
+        self.embed_dim = embed_dim
+        self.relu = relu
+        self.index = {}  # C -> candidate positions, first-seen order
+        for i, c in enumerate(self.channels):
+            self.index.setdefault(c, []).append(i)
+        order = [i for idx in self.index.values() for i in idx]
+        # position of candidate i in the grouped order, None if in order
+        self._inverse = (None if order == sorted(order) else
+                         torch.argsort(torch.tensor(order)).tolist())
+        for c, idx in self.index.items():
+            n, d = len(idx), embed_dim
+            self.register_parameter(
+                f'c{c}_weight', nn.Parameter(torch.empty(n, d, c)))
+            self.register_parameter(
+                f'c{c}_bias', nn.Parameter(torch.empty(n, d)))
+            self.register_parameter(
+                f'c{c}_gamma', nn.Parameter(torch.ones(n, d)))
+            self.register_parameter(
+                f'c{c}_beta', nn.Parameter(torch.zeros(n, d)))
+            self.register_buffer(f'c{c}_running_mean', torch.zeros(n, d))
+            self.register_buffer(f'c{c}_running_var', torch.ones(n, d))
+        self.register_buffer('num_batches_tracked',
+                             torch.tensor(0, dtype=torch.long))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """nn.Linear's init per candidate: U(-1/sqrt(C), 1/sqrt(C))."""
+        for c in self.index:
+            bound = 1 / math.sqrt(c)
+            nn.init.uniform_(getattr(self, f'c{c}_weight'), -bound, bound)
+            nn.init.uniform_(getattr(self, f'c{c}_bias'), -bound, bound)
+
+    def init_xavier(self):
+        """Xavier-normal Linear weights (fan C + d) and zero biases."""
+        for c in self.index:
+            std = math.sqrt(2 / (c + self.embed_dim))
+            nn.init.normal_(getattr(self, f'c{c}_weight'), 0, std)
+            nn.init.zeros_(getattr(self, f'c{c}_bias'))
+
+    def layer(self, i):
+        """Candidate i's (weight (d, C), bias, gamma, beta) views."""
+        c = self.channels[i]
+        j = self.index[c].index(i)
+        return tuple(getattr(self, f'c{c}_{name}')[j]
+                     for name in ('weight', 'bias', 'gamma', 'beta'))
+
+    def forward(self, descs):
+        """Every candidate's embedding.
+
+        Args:
+            descs (list[Tensor]): N tensors (B, C_i).
+
+        Returns:
+            Tensor: (B, N, d), candidates in network order.
+        """
+        if len(descs) != len(self.channels):
+            raise ValueError(
+                f'CandidateEmbedding was built for {len(self.channels)} '
+                f'candidates but got {len(descs)} descriptors.')
+        batch = descs[0].shape[0]
+        if self.training and batch < 2:
+            raise ValueError(
+                'The meta-network normalises over the batch in training '
+                f'and needs at least 2 samples, got {batch}; use a larger '
+                'batch, or put the AFD loss in eval mode.')
+        tracked = False
+        out = []
+        for c, idx in self.index.items():
+            x = torch.stack([descs[i] for i in idx])  # (n, B, C)
+            if x.shape[-1] != c:
+                raise ValueError(
+                    f'CandidateEmbedding expects C={c} for candidates {idx}'
+                    f', got a descriptor of shape {tuple(x.shape[1:])}.')
+            out.append(self._embed(c, x, update=not tracked))  # (n, B, d)
+            tracked = True
+        out = torch.cat(out)  # (N, B, d), grouped order
+        if self._inverse is not None:
+            out = out[self._inverse]
+        return out.transpose(0, 1)  # (B, N, d)
+
+    def _embed(self, c, x, update):
+        weight = getattr(self, f'c{c}_weight')  # (n, d, C)
+        bias = getattr(self, f'c{c}_bias')  # (n, d)
+        x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+        if self.training:  # batch statistics, biased variance as BN1d
+            mean = x.mean(dim=1, keepdim=True)  # (n, 1, d)
+            x = x - mean
+            var = x.pow(2).mean(dim=1)  # (n, d)
+            self._update(c, mean.squeeze(1), var, x.shape[1], update)
+        else:
+            x = x - getattr(self, f'c{c}_running_mean').unsqueeze(1)
+            var = getattr(self, f'c{c}_running_var')
+        scale = getattr(self, f'c{c}_gamma') * torch.rsqrt(var + self.eps)
+        x = torch.addcmul(getattr(self, f'c{c}_beta').unsqueeze(1), x,
+                          scale.unsqueeze(1))  # (n, B, d)
+        return x.relu() if self.relu else x
+
+    @torch.no_grad()
+    def _update(self, c, mean, var, rows, count):
+        if count:
+            self.num_batches_tracked.add_(1)
+        running_mean = getattr(self, f'c{c}_running_mean')
+        running_var = getattr(self, f'c{c}_running_var')
+        running_mean.lerp_(mean.to(running_mean.dtype), self.momentum)
+        running_var.lerp_((var * (rows / (rows - 1))).to(running_var.dtype),
+                          self.momentum)
+
+    def extra_repr(self):
+        groups = ', '.join(f'{len(idx)} x C={c}'
+                           for c, idx in self.index.items())
+        relu = ', relu' if self.relu else ''
+        return f'{groups} -> d={self.embed_dim}{relu}'
 
 
 def _ordered_indices(num_t, num_s):

@@ -7,6 +7,7 @@ import torch
 
 from afd_mm.models.attention import (
     AFDAttention,
+    CandidateEmbedding,
     FixedLinks,
     fixed_links,
     link_logits,
@@ -86,8 +87,8 @@ def test_frozen_layer_bn_uses_its_running_stats_in_training():
     even while the meta-network trains: no batch dependence."""
     torch.manual_seed(0)
     net = AFDAttention([4, 6], [3, 5], embed_dim=8).train()
-    for layer in [*net.query_layers, *net.key_layers]:
-        layer[1].eval()
+    net.query_layers.eval()
+    net.key_layers.eval()
     net.bilinear[1].eval()
     t, s = _feats([4, 6], batch=6), _feats([3, 5], batch=6)
     whole = net(t, s)
@@ -109,6 +110,66 @@ def test_linear_init_default_vs_xavier():
     # PyTorch's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
     bound = 1 / math.sqrt(128)
     assert default.bilinear[0].weight.abs().max() <= bound
+
+
+@pytest.mark.parametrize('relu', [False, True])
+def test_candidate_embedding_equals_separate_linear_bn_layers(relu):
+    """Grouped storage, same maths: N separate Linear + BN1d (+ ReLU)."""
+    torch.manual_seed(0)
+    channels = [4, 6, 4, 5, 6]  # groups out of network order
+    emb = CandidateEmbedding(channels, 8, relu=relu).double()
+    with torch.no_grad():
+        for name, param in emb.named_parameters():
+            if name.endswith(('_gamma', '_beta')):
+                param.normal_()
+    layers = []
+    for i, c in enumerate(channels):
+        layer = torch.nn.Sequential(torch.nn.Linear(c, 8),
+                                    torch.nn.BatchNorm1d(8)).double()
+        weight, bias, gamma, beta = emb.layer(i)
+        with torch.no_grad():
+            layer[0].weight.copy_(weight)
+            layer[0].bias.copy_(bias)
+            layer[1].weight.copy_(gamma)
+            layer[1].bias.copy_(beta)
+        layers.append(layer)
+    act = torch.relu if relu else (lambda x: x)
+    for step in range(3):  # training: batch statistics, running updates
+        descs = [torch.randn(5, c, dtype=torch.float64) for c in channels]
+        out = emb(descs)
+        assert out.shape == (5, len(channels), 8)
+        for i, layer in enumerate(layers):
+            assert torch.allclose(out[:, i], act(layer(descs[i])))
+    for c, idx in emb.index.items():
+        for j, i in enumerate(idx):
+            assert torch.allclose(getattr(emb, f'c{c}_running_mean')[j],
+                                  layers[i][1].running_mean)
+            assert torch.allclose(getattr(emb, f'c{c}_running_var')[j],
+                                  layers[i][1].running_var)
+    assert emb.num_batches_tracked.item() == 3
+    emb.eval()
+    descs = [torch.randn(1, c, dtype=torch.float64) for c in channels]
+    out = emb(descs)
+    for i, layer in enumerate(layers):
+        assert torch.allclose(out[:, i], act(layer.eval()(descs[i])))
+
+
+def test_candidate_embedding_init_and_messages():
+    torch.manual_seed(0)
+    emb = CandidateEmbedding([64] * 4, 128)
+    bound = 1 / math.sqrt(64)  # nn.Linear's default init
+    assert emb.c64_weight.abs().max() <= bound
+    assert emb.c64_weight.std().item() == pytest.approx(
+        bound / math.sqrt(3), rel=0.05)
+    emb.init_xavier()
+    assert torch.equal(emb.c64_bias, torch.zeros(4, 128))
+    assert emb.c64_weight.std().item() == pytest.approx(
+        math.sqrt(2 / (64 + 128)), rel=0.05)
+    assert 'C=64' in repr(emb)
+    with pytest.raises(ValueError, match='at least 2 samples'):
+        emb([torch.randn(1, 64)] * 4)
+    with pytest.raises(ValueError, match='built for 4 candidates'):
+        emb([torch.randn(2, 64)] * 3)
 
 
 def test_linear_init_unknown_message():

@@ -23,10 +23,11 @@ def _feats(shapes, batch=BATCH, dtype=torch.float32, grad=False):
 def _randomise_bn(module):
     """Non-trivial BN affine parameters, so the reference must use them."""
     with torch.no_grad():
-        for bn in module.modules():
-            if isinstance(bn, torch.nn.BatchNorm1d):
-                bn.weight.uniform_(0.5, 1.5)
-                bn.bias.normal_()
+        for name, param in module.named_parameters():
+            if name.endswith(('_gamma', 'bilinear.1.weight')):
+                param.uniform_(0.5, 1.5)
+            elif name.endswith(('_beta', 'bilinear.1.bias')):
+                param.normal_()
 
 
 # ---------------------------------------------------------------- reference
@@ -34,16 +35,15 @@ def _randomise_bn(module):
 # weights as tensors and calls none of the implementation's helpers.
 
 
-def _linear(x, linear):
-    return linear.weight @ x + linear.bias
+def _linear(x, weight, bias):
+    return weight @ x + bias
 
 
-def _batch_norm(rows, bn):
+def _batch_norm(rows, gamma, beta, eps=1e-5):
     """Training-mode BN over a list of 1-D rows (biased variance)."""
     mean = sum(rows) / len(rows)
     var = sum((r - mean) ** 2 for r in rows) / len(rows)
-    return [(r - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
-            for r in rows]
+    return [(r - mean) / torch.sqrt(var + eps) * gamma + beta for r in rows]
 
 
 def _pool_channels(h, pooling):
@@ -85,21 +85,22 @@ def _reference_alpha(net, teacher_feats, student_feats):
     d = net.pos_t.shape[1]
     queries = []  # [t][b] -> (d,)
     for t, h in enumerate(teacher_feats):
-        linear, bn = net.query_layers[t][0], net.query_layers[t][1]
+        weight, bias, gamma, beta = net.query_layers.layer(t)
         queries.append(_batch_norm(
-            [_linear(h[b].mean(dim=(1, 2)), linear) for b in range(n_b)],
-            bn))
+            [_linear(h[b].mean(dim=(1, 2)), weight, bias)
+             for b in range(n_b)], gamma, beta))
     keys = []  # [s][b] -> (d,)
     for s, h in enumerate(student_feats):
-        linear, bn = net.key_layers[s][0], net.key_layers[s][1]
+        weight, bias, gamma, beta = net.key_layers.layer(s)
         keys.append([torch.relu(k) for k in _batch_norm(
-            [_linear(h[b].mean(dim=(1, 2)), linear) for b in range(n_b)],
-            bn)])
+            [_linear(h[b].mean(dim=(1, 2)), weight, bias)
+             for b in range(n_b)], gamma, beta)])
     # the bilinear BN pools its statistics over all B * S keys
     pairs = [(b, s) for b in range(n_b) for s in range(n_s)]
+    linear, bn = net.bilinear
     bilinear = _batch_norm(
-        [_linear(keys[s][b], net.bilinear[0]) for b, s in pairs],
-        net.bilinear[1])
+        [_linear(keys[s][b], linear.weight, linear.bias) for b, s in pairs],
+        bn.weight, bn.bias, bn.eps)
     bilinear = dict(zip(pairs, bilinear))
     alpha = []  # [b][t] -> (S,)
     for b in range(n_b):
@@ -227,8 +228,8 @@ def test_gradient_reaches_student_and_meta_network_not_teacher():
     # mean, and the bilinear BN's shift adds <beta_t, q_t> to every logit
     # of row t, which the softmax over s ignores: these get zero gradient.
     dead = {'attention.bilinear.0.bias', 'attention.bilinear.1.bias'}
-    dead |= {f'attention.query_layers.{t}.0.bias' for t in range(4)}
-    dead |= {f'attention.key_layers.{s}.0.bias' for s in range(3)}
+    dead |= {f'attention.query_layers.c{c}_bias' for c in (3, 4, 5, 6)}
+    dead |= {f'attention.key_layers.c{c}_bias' for c in (3, 5, 7)}
     for name, param in loss.named_parameters():
         assert param.grad is not None, name
         if name in dead:
