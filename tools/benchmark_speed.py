@@ -50,6 +50,14 @@ median over ``--mem-procs`` such processes;
   for every method, so CPU ratios sit a little closer to 1 than the tensor
   bytes a GPU counts.
 
+Tensor memory (the ``tensor MiB`` column, every device): the same
+state bytes + the peak of the bytes of tensor storages that the step's
+ops create and that are still alive (``_LiveTensorBytes``, counted at the
+PyTorch dispatcher in this process). It is deterministic and counts what
+a GPU's allocator would hold for tensors; RSS also holds the C heap,
+oneDNN's buffers and page-granular leftovers, and varies by several MiB
+from run to run.
+
 On a CPU shared with other jobs use ``--threads 1``: with more threads
 than free cores every parallel op waits for a descheduled thread, which
 swamps the differences being measured.
@@ -68,6 +76,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -76,6 +85,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 import afd_mm  # noqa: E402,F401  (registers)
 from afd_mm.registry import MODELS  # noqa: E402
@@ -316,6 +326,48 @@ def step_growth(run, device):
     return 1024 * _status_kib('VmHWM') - before
 
 
+class _LiveTensorBytes(TorchDispatchMode):
+    """Peak bytes of tensor storages created inside the mode and alive.
+
+    Every op's outputs are looked at once; a storage not seen before is
+    counted until it is freed (a finalizer on the storage, which PyTorch
+    keeps alive exactly as long as the memory). Views and in-place results
+    share a storage already counted.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.live, self.current, self.peak = {}, 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in out if isinstance(out, (tuple, list)) else (out, ):
+            if isinstance(tensor, torch.Tensor):
+                self._count(tensor.untyped_storage())
+        return out
+
+    def _count(self, storage):
+        key, size = storage.data_ptr(), storage.nbytes()
+        if size == 0 or key in self.live:
+            return
+        self.live[key] = size
+        self.current += size
+        self.peak = max(self.peak, self.current)
+        weakref.finalize(storage, self._free, key)
+
+    def _free(self, key):
+        self.current -= self.live.pop(key, 0)
+
+
+def tensor_peak(run, state):
+    """State bytes + peak live tensor bytes created during ``run()``."""
+    gc.collect()
+    mode = _LiveTensorBytes()
+    with mode:
+        run()
+    return state + mode.peak
+
+
 # ------------------------------------------------------------------ main
 def build_run(pair, method, device, optim_cfg, inputs, samples):
     """(one train step of ``method`` as a closure, its state bytes).
@@ -425,15 +477,19 @@ def device_name(device):
     return f'CPU {cpu}, {torch.get_num_threads()} torch threads'
 
 
-def format_table(results, title):
-    """Markdown table: method, ms/step, ratio, peak MiB, ratio."""
-    floor_ms, floor_mem = results['floor']
+def format_table(results, title, device='cpu'):
+    """Markdown table: method, ms/step, peak memory, each with its ratio."""
+    floor = results['floor']
+    peak = 'peak RSS MiB' if device == 'cpu' else 'peak allocated MiB'
     lines = [title, '',
-             '| method | ms/step (median) | x floor | peak MiB | x floor |',
-             '|---|---:|---:|---:|---:|']
-    for name, (ms, mem) in results.items():
-        lines.append(f'| {name} | {ms:.1f} | {ms / floor_ms:.3f} | '
-                     f'{mem / 2**20:.1f} | {mem / floor_mem:.3f} |')
+             f'| method | ms/step (median) | x floor | {peak} | x floor '
+             '| peak tensor MiB | x floor |',
+             '|---|---:|---:|---:|---:|---:|---:|']
+    for name, values in results.items():
+        cells = [f'{values[0]:.1f} | {values[0] / floor[0]:.3f}']
+        cells += [f'{v / 2**20:.1f} | {v / f:.3f}'
+                  for v, f in zip(values[1:], floor[1:])]
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -464,10 +520,11 @@ def main(argv=None):
     else:
         with tempfile.TemporaryDirectory() as tmp:
             peaks = {m: probe_peaks(args, m, bsz, tmp) for m in runs}
-    results = {m: (times[m], peaks[m]) for m in runs}
+    tensors = {m: tensor_peak(runs[m], states[m]) for m in runs}
+    results = {m: (times[m], peaks[m], tensors[m]) for m in runs}
     title = (f'{args.pair}, batch {bsz}, {args.iters} timed steps per '
              f'method (medians), {device_name(args.device)}')
-    table = format_table(results, title)
+    table = format_table(results, title, args.device)
     print_log('\n' + table, logger='current')
     return results, table
 

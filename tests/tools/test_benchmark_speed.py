@@ -10,7 +10,7 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 import benchmark_speed  # noqa: E402
 
 NUM = r' ([\d.]+) \|'
-ROW = re.compile(r'^\| (\S+) \|' + NUM * 4 + '$')  # method + 4 numbers
+ROW = re.compile(r'^\| (\S+) \|' + NUM * 6 + '$')  # method + 6 numbers
 
 
 TINY = ['--pair', 'r56_r20', '--batch', '2', '--iters', '2', '--warmup',
@@ -28,9 +28,14 @@ def test_table_has_a_numeric_row_per_method():
     methods = [m for m in benchmark_speed.METHODS
                if m != 'l2t' or 'l2t' in results]
     assert list(rows) == methods == list(results)
-    assert rows['floor'][1] == 1.0 and rows['floor'][3] == 1.0
-    for name, (ms, ratio, mib, mem_ratio) in rows.items():
-        assert ms > 0 and ratio > 0 and mib > 0 and mem_ratio > 0, name
+    assert rows['floor'][1::2] == [1.0, 1.0, 1.0]
+    for name, values in rows.items():
+        assert all(v > 0 for v in values), name
+    # tensor bytes are deterministic: AFD's meta-network state alone puts
+    # it above the floor, and KD keeps no more tensors than AFD
+    tensor = {m: v[4] for m, v in rows.items()}
+    assert tensor['afd'] > tensor['floor']
+    assert tensor['kd'] < tensor['afd']
     assert 'r56_r20, batch 2' in table and 'CPU' in table
 
 
@@ -39,7 +44,7 @@ def test_memory_of_each_method_in_its_own_process():
                                                   '--mem-procs', '1'])
     rows = _rows(table)
     assert list(rows) == ['floor', 'kd']
-    assert all(mib > 1 for _, _, mib, _ in rows.values())
+    assert all(v[2] > 1 and v[4] > 0 for v in rows.values())
 
 
 def test_methods_option_keeps_floor_first_and_rejects_unknown():
@@ -48,3 +53,17 @@ def test_methods_option_keeps_floor_first_and_rejects_unknown():
     assert args.methods == ['floor', 'afd', 'at']
     with pytest.raises(SystemExit):
         benchmark_speed.parse_args(['--methods', 'afd,fitnets'])
+
+
+def test_live_tensor_bytes_is_the_peak_of_live_storages():
+    import torch
+
+    def run():
+        a = torch.ones(1000)  # 4000 B
+        b = a * 2  # 4000 B more: peak 8000
+        del a
+        b.view(10, 100).add_(1)  # a view and an in-place op: no new bytes
+        c = torch.ones(500)  # 2000 B: 6000 live
+        return b, c
+
+    assert benchmark_speed.tensor_peak(run, 100) == 100 + 8000
