@@ -86,6 +86,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils._pytree import tree_leaves  # noqa: E402
 
 import afd_mm  # noqa: E402,F401  (registers)
 from afd_mm.registry import MODELS  # noqa: E402
@@ -329,10 +330,11 @@ def step_growth(run, device):
 class _LiveTensorBytes(TorchDispatchMode):
     """Peak bytes of tensor storages created inside the mode and alive.
 
-    Every op's outputs are looked at once; a storage not seen before is
-    counted until it is freed (a finalizer on the storage, which PyTorch
-    keeps alive exactly as long as the memory). Views and in-place results
-    share a storage already counted.
+    Every op's outputs are looked at once; a storage that is neither one
+    of the op's inputs' (views, in-place results, e.g. of a parameter) nor
+    already counted is new, and is counted until it is freed (a finalizer
+    on the storage, which PyTorch keeps alive exactly as long as the
+    memory).
     """
 
     def __init__(self):
@@ -340,15 +342,19 @@ class _LiveTensorBytes(TorchDispatchMode):
         self.live, self.current, self.peak = {}, 0, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for tensor in out if isinstance(out, (tuple, list)) else (out, ):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        inputs = {t.untyped_storage().data_ptr()
+                  for t in tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor)}
+        for tensor in tree_leaves(out):
             if isinstance(tensor, torch.Tensor):
-                self._count(tensor.untyped_storage())
+                self._count(tensor.untyped_storage(), inputs)
         return out
 
-    def _count(self, storage):
+    def _count(self, storage, inputs):
         key, size = storage.data_ptr(), storage.nbytes()
-        if size == 0 or key in self.live:
+        if size == 0 or key in self.live or key in inputs:
             return
         self.live[key] = size
         self.current += size

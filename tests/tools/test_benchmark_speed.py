@@ -58,7 +58,10 @@ def test_methods_option_keeps_floor_first_and_rejects_unknown():
 def test_live_tensor_bytes_is_the_peak_of_live_storages():
     import torch
 
+    weight = torch.ones(2000)  # kept between steps, like a parameter
+
     def run():
+        weight.view(20, 100).t()  # views of it: no new bytes
         a = torch.ones(1000)  # 4000 B
         b = a * 2  # 4000 B more: peak 8000
         del a
