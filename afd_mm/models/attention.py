@@ -17,6 +17,7 @@ import os.path as osp
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from afd_mm.utils.checkpoint import load_checkpoint_file
 
@@ -181,7 +182,7 @@ class AFDAttention(nn.Module):
         mean = flat.mean(dim=0)  # (d, )
         centred = flat - mean  # (N, d)
         cov = centred.t() @ centred / (b * num_s)  # (d, d)
-        var = ((linear.weight @ cov) * linear.weight).sum(dim=1)  # (T * d, )
+        var = _QuadraticForm.apply(linear.weight, cov)  # (T * d, )
         _update_running_stats([bn], (linear.weight @ mean + linear.bias)[None],
                               var[None], b * num_s)
         scale = (bn.weight * torch.rsqrt(var + bn.eps)).view(num_t, d)
@@ -252,6 +253,34 @@ def _update_running_stats(bns, mean, var, rows):
             momentum = 1.0 / float(bn.num_batches_tracked)
         bn.running_mean.lerp_(m.to(bn.running_mean.dtype), momentum)
         bn.running_var.lerp_(v.to(bn.running_var.dtype), momentum)
+
+
+class _QuadraticForm(torch.autograd.Function):
+    """var[j] = W[j] @ cov @ W[j] for a symmetric cov: diag(W cov W^T).
+
+    Autograd of ``((W @ cov) * W).sum(1)`` keeps the (rows, d) product
+    for its backward; this keeps only W and cov and forms the product
+    again there, where dW = 2 grad[:, None] * (W @ cov) needs it anyway:
+    the same two matrix products, one (rows, d) tensor less held across
+    the step.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, cov):
+        ctx.save_for_backward(weight, cov)
+        return ((weight @ cov) * weight).sum(dim=1)  # (rows, )
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        weight, cov = ctx.saved_tensors
+        grad = grad.unsqueeze(1)  # (rows, 1)
+        grad_weight = grad_cov = None
+        if ctx.needs_input_grad[0]:
+            grad_weight = (weight @ cov).mul_(grad * 2)  # (rows, d)
+        if ctx.needs_input_grad[1]:
+            grad_cov = (weight * grad).t() @ weight  # (d, d)
+        return grad_weight, grad_cov
 
 
 class CandidateEmbedding(nn.Module):

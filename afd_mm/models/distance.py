@@ -202,16 +202,19 @@ def _resize(v, size):
     """PyTorch's adaptive average pooling of (B, k, H, W) maps to ``size``.
 
     When the size ratio is an integer the bins are exact blocks
-    (down-sampling: plain average pooling) or single pixels (up-sampling:
-    replication), which is what ``adaptive_avg_pool2d`` computes, faster.
+    (down-sampling: a mean over each block) or single pixels (up-sampling:
+    replication), which is what ``adaptive_avg_pool2d`` computes, faster,
+    and with a backward that needs only the shape, so ``v`` is not kept
+    for it.
     """
     (h, w), (out_h, out_w) = v.shape[-2:], size
+    b, k = v.shape[:2]
     if (h, w) == (out_h, out_w):
         return v
     if h % out_h == 0 and w % out_w == 0:
-        return F.avg_pool2d(v, (h // out_h, w // out_w))  # (B, k, H_t, W_t)
+        blocks = v.reshape(b, k, out_h, h // out_h, out_w, w // out_w)
+        return blocks.mean(dim=(3, 5))  # (B, k, H_t, W_t)
     if out_h % h == 0 and out_w % w == 0:
-        b, k = v.shape[:2]
         rep = v[:, :, :, None, :, None].expand(
             b, k, h, out_h // h, w, out_w // w)
         return rep.reshape(b, k, out_h, out_w)  # (B, k, H_t, W_t)

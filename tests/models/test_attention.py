@@ -275,3 +275,19 @@ def test_fixed_links_module_broadcasts_without_parameters():
     assert torch.equal(alpha[4], fixed_links('ordered', 3, 2))
     assert list(module.parameters()) == []
     assert module.state_dict() == {}
+
+
+def test_quadratic_form_values_and_gradients():
+    from afd_mm.models.attention import _QuadraticForm
+    torch.manual_seed(0)
+    weight = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(9, 4, dtype=torch.float64)
+    x = x - x.mean(0)
+    cov = (x.t() @ x / 9).requires_grad_()
+    expected = torch.stack([w @ cov @ w for w in weight])
+    assert torch.allclose(_QuadraticForm.apply(weight, cov), expected)
+    # gradcheck perturbs cov asymmetrically; symmetrise it inside, as the
+    # meta-network's cov always is
+    assert torch.autograd.gradcheck(
+        lambda w, c: _QuadraticForm.apply(w, (c + c.t()) / 2),
+        (weight, cov))
