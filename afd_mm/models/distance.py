@@ -10,8 +10,9 @@ H x W a map's spatial size, P = H_t * W_t positions of a teacher map.
 * ``map_descriptors`` g(h) and v(h) together, with a fused backward.
 * ``value_distance`` D between every student value and one teacher value.
 * ``distance_matrix`` D[b, t, s] for all pairs (``value_distance_matrix``
-  from the descriptors), with the student values computed once per
-  distinct teacher spatial size.
+  from the descriptors, ``grouped_distance_matrix`` from teacher values
+  already stacked per size by ``grouped_teacher_values``), with the
+  student values computed once per distinct teacher spatial size.
 
 Speed (``tools/benchmark_speed.py``): candidates of one size are handled by
 one batched op, never a Python loop over pairs; integer resizes are plain
@@ -27,7 +28,8 @@ from torch.autograd.function import once_differentiable
 __all__ = [
     'POOLINGS', 'DISTANCES', 'global_descriptor', 'spatial_descriptor',
     'map_descriptors', 'teacher_values', 'student_values', 'value_distance',
-    'distance_matrix', 'value_distance_matrix'
+    'distance_matrix', 'value_distance_matrix', 'grouped_teacher_values',
+    'grouped_distance_matrix'
 ]
 
 POOLINGS = ('a2', 'a1', 'max')
@@ -138,23 +140,29 @@ class _UnitRows(torch.autograd.Function):
     """``F.normalize(x, dim=-1)``: x / max(|x|, 1e-12), same values.
 
     Its backward, (g - y <y, g>) / |x| (g / 1e-12 where the norm is
-    clamped), is two ops on x's size instead of autograd's seven.
+    clamped), is two ops on x's size instead of autograd's seven. With
+    ``inplace=True`` x itself is divided (for a tensor built only to be
+    normalised), so no second tensor of its size is made.
     """
 
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, inplace=False):
         norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
         denom = norm.clamp_min(1e-12)
-        y = x / denom
+        if inplace:
+            ctx.mark_dirty(x)
+            y = x.div_(denom)
+        else:
+            y = x / denom
         ctx.save_for_backward(y, denom, norm >= 1e-12)
         return y
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):
+    def backward(ctx, grad, *_):
         y, denom, unclamped = ctx.saved_tensors
         dot = (y * grad).sum(dim=-1, keepdim=True) * unclamped
-        return torch.addcmul(grad, y, dot, value=-1).div_(denom)
+        return torch.addcmul(grad, y, dot, value=-1).div_(denom), None
 
 
 def student_values(v_s, size):
@@ -163,7 +171,9 @@ def student_values(v_s, size):
     Each map is adaptive-average-pooled to ``size`` (a smaller student map
     is up-sampled by replication), flattened and L2-normalised. Call it once
     per distinct teacher size: the result does not depend on anything else
-    about the teacher.
+    about the teacher. Each map is resized straight into its row of the
+    result, which is then normalised in place: one (B, S, P) tensor is
+    made, and kept for the backward.
 
     Args:
         v_s (list[Tensor]): the S students' spatial descriptors, each
@@ -173,13 +183,42 @@ def student_values(v_s, size):
     Returns:
         Tensor: (B, S, P) with P = H_t * W_t, unit L2 norm over P.
     """
-    pooled, order = [], []
-    for idx in _group_by_size(v_s).values():
-        v = torch.stack([v_s[i] for i in idx], dim=1)  # (B, k, H_s, W_s)
-        pooled.append(_resize(v, size).flatten(2))  # (B, k, P)
-        order += idx
-    w = _in_order(torch.cat(pooled, dim=1), order)  # (B, S, P)
-    return _UnitRows.apply(w)  # (B, S, P)
+    batch, (out_h, out_w) = v_s[0].shape[0], size
+    dtype = v_s[0].dtype
+    for v in v_s[1:]:
+        dtype = torch.promote_types(dtype, v.dtype)
+    w = v_s[0].new_empty(batch, len(v_s), out_h * out_w, dtype=dtype)
+    for i, v in enumerate(v_s):
+        _resize_into(w[:, i].view(batch, out_h, out_w), v)
+    return _UnitRows.apply(w, True)  # (B, S, P)
+
+
+def _resize_into(out, v):
+    """``out`` (B, H_t, W_t) = PyTorch's adaptive average pooling of v.
+
+    When the size ratio is an integer the bins are exact blocks
+    (down-sampling: a mean over each block) or single pixels (up-sampling:
+    replication, written straight into ``out``), which is what
+    ``adaptive_avg_pool2d`` computes, faster, and with backwards that need
+    only the shapes, so ``v`` is not kept for them.
+
+    Args:
+        out (Tensor): (B, H_t, W_t), written in place.
+        v (Tensor): (B, H, W).
+    """
+    (h, w), (out_h, out_w) = v.shape[-2:], out.shape[-2:]
+    b = v.shape[0]
+    if (h, w) == (out_h, out_w):
+        out.copy_(v)
+    elif h % out_h == 0 and w % out_w == 0:
+        blocks = v.reshape(b, out_h, h // out_h, out_w, w // out_w)
+        out.copy_(blocks.mean(dim=(2, 4)))
+    elif out_h % h == 0 and out_w % w == 0:
+        shape = (b, h, out_h // h, w, out_w // w)
+        out.view(shape).copy_(v[:, :, None, :, None].expand(shape))
+    else:
+        out.copy_(F.adaptive_avg_pool2d(v.unsqueeze(1), (out_h, out_w))
+                  .squeeze(1))
 
 
 def _group_by_size(maps):
@@ -196,29 +235,6 @@ def _in_order(stacked, order):
         return stacked
     inverse = torch.argsort(torch.tensor(order, device=stacked.device))
     return stacked.index_select(1, inverse)
-
-
-def _resize(v, size):
-    """PyTorch's adaptive average pooling of (B, k, H, W) maps to ``size``.
-
-    When the size ratio is an integer the bins are exact blocks
-    (down-sampling: a mean over each block) or single pixels (up-sampling:
-    replication), which is what ``adaptive_avg_pool2d`` computes, faster,
-    and with a backward that needs only the shape, so ``v`` is not kept
-    for it.
-    """
-    (h, w), (out_h, out_w) = v.shape[-2:], size
-    b, k = v.shape[:2]
-    if (h, w) == (out_h, out_w):
-        return v
-    if h % out_h == 0 and w % out_w == 0:
-        blocks = v.reshape(b, k, out_h, h // out_h, out_w, w // out_w)
-        return blocks.mean(dim=(3, 5))  # (B, k, H_t, W_t)
-    if out_h % h == 0 and out_w % w == 0:
-        rep = v[:, :, :, None, :, None].expand(
-            b, k, h, out_h // h, w, out_w // w)
-        return rep.reshape(b, k, out_h, out_w)  # (B, k, H_t, W_t)
-    return F.adaptive_avg_pool2d(v, size)  # (B, k, H_t, W_t)
 
 
 def _kl_divergence(w, u):
@@ -309,11 +325,42 @@ def value_distance_matrix(v_t, v_s, distance='l2'):
     Returns:
         Tensor: (B, T, S).
     """
-    columns, order = [], []
+    return grouped_distance_matrix(grouped_teacher_values(v_t), v_s,
+                                   distance)
+
+
+def grouped_teacher_values(v_t):
+    """u_t of every teacher, stacked per spatial size.
+
+    Args:
+        v_t (list[Tensor]): T teacher descriptors v(h_t), (B, H_t, W_t).
+
+    Returns:
+        dict: {(H_t, W_t): (positions of those teachers among the T,
+        their ``teacher_values`` stacked (B, n, P))}, sizes in first-seen
+        order.
+    """
+    groups = {}
     for size, idx in _group_by_size(v_t).items():
+        u = torch.stack([v_t[t].flatten(1) for t in idx], dim=1)
+        groups[size] = (idx, _UnitRows.apply(u, True))  # (B, n, P)
+    return groups
+
+
+def grouped_distance_matrix(teacher_groups, v_s, distance='l2'):
+    """D[b, t, s] from ``grouped_teacher_values`` and student descriptors.
+
+    Args:
+        teacher_groups (dict): see ``grouped_teacher_values``.
+        v_s (list[Tensor]): S student descriptors v(h_s), (B, H_s, W_s).
+        distance (str): see ``value_distance``; default 'l2'.
+
+    Returns:
+        Tensor: (B, T, S).
+    """
+    columns, order = [], []
+    for size, (idx, u) in teacher_groups.items():
         w = student_values(v_s, size)  # (B, S, P)
-        u = torch.stack([v_t[t] for t in idx], dim=1).flatten(2)
-        u = _UnitRows.apply(u)  # (B, n, P): teacher_values of each
         columns.append(_group_distance(w, u, distance))  # (B, n, S)
         order += idx
     return _in_order(torch.cat(columns, dim=1), order)  # (B, T, S)

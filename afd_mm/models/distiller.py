@@ -193,6 +193,8 @@ class AFDDistiller(BaseModel):
             t_out = self.teacher(inputs, mode='tensor') \
                 if self._teacher_head_used \
                 else self.teacher.extract_feat(inputs)
+        if hasattr(self.distill_loss, 'reduce_teacher'):  # AFD
+            t_feats = self.distill_loss.reduce_teacher(t_feats)
         with s_record as s_feats:
             s_logits = self.student.head(self.student.extract_feat(inputs))
         losses = self.student.head._get_loss(s_logits, data_samples)

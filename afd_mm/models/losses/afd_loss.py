@@ -1,4 +1,6 @@
 """AFDLoss: owns the meta-network; the only place L_AFD is reduced."""
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -8,11 +10,26 @@ from ..attention import FIXED_LINKS, LINEAR_INITS, AFDAttention, FixedLinks
 from ..distance import (
     DISTANCES,
     POOLINGS,
+    grouped_distance_matrix,
+    grouped_teacher_values,
     map_descriptors,
-    value_distance_matrix,
 )
 
 LINKS = ('afd', ) + FIXED_LINKS
+
+
+class TeacherDescriptors(NamedTuple):
+    """What L_AFD reads of the teacher, from ``AFDLoss.reduce_teacher``.
+
+    Attributes:
+        g (list[Tensor]): g(h_t) of the T candidates, each (B, C_t).
+        values (dict): the teacher values u_t stacked per spatial size,
+            ``{(H_t, W_t): (positions among the T, (B, n, P))}`` (see
+            ``distance.grouped_teacher_values``).
+    """
+
+    g: list
+    values: dict
 
 
 def _check_choice(key, value, allowed):
@@ -150,7 +167,32 @@ class AFDLoss(nn.Module):
             return h
         return map_descriptors(h, self.pooling)
 
+    @torch.no_grad()
+    def reduce_teacher(self, teacher_feats):
+        """All the teacher's candidates reduced to what ``forward`` reads.
+
+        Detached g(h_t), and the teacher values u_t (normalised v(h_t))
+        stacked per spatial size, which is the only copy of them that
+        ``forward`` keeps for the backward. A distiller calls this right
+        after the teacher's forward, when its recorded list can be
+        dropped, so the list and the stacked copy never both live
+        through the student's forward.
+
+        Args:
+            teacher_feats (list[Tensor | tuple]): T maps (B, C_t, H_t, W_t)
+                or their ``reduce_feature`` pairs.
+
+        Returns:
+            TeacherDescriptors: to pass as ``forward``'s teacher_feats.
+        """
+        self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
+        g_t, v_t = self._descriptors(teacher_feats, detach=True)
+        return TeacherDescriptors(g_t, grouped_teacher_values(v_t))
+
     def _check_feats(self, feats, channels, side):
+        if isinstance(feats, TeacherDescriptors):
+            feats = feats.g  # (B, C_t) each; checked as pairs
+            feats = [(g, None) for g in feats]
         if len(feats) != len(channels):
             raise ValueError(
                 f'AFDLoss was built for {len(channels)} {side} candidates '
@@ -182,8 +224,9 @@ class AFDLoss(nn.Module):
         """beta * L_AFD for one batch.
 
         Args:
-            teacher_feats (list[Tensor | tuple]): T maps (B, C_t, H_t, W_t)
-                in network order, or their ``reduce_feature`` pairs;
+            teacher_feats (list[Tensor | tuple] | TeacherDescriptors): T
+                maps (B, C_t, H_t, W_t) in network order, or their
+                ``reduce_feature`` pairs, or ``reduce_teacher`` of either;
                 detached here.
             student_feats (list[Tensor | tuple]): S maps (B, C_s, H_s, W_s)
                 in network order, or their ``reduce_feature`` pairs.
@@ -192,14 +235,16 @@ class AFDLoss(nn.Module):
         Returns:
             Tensor: the weighted scalar loss.
         """
+        if not isinstance(teacher_feats, TeacherDescriptors):
+            teacher_feats = self.reduce_teacher(teacher_feats)
         self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
         self._check_feats(student_feats, self.student_channels, 'student')
         # g(h) (B, C) and v(h) (B, H, W) of every candidate, read once
-        g_t, v_t = self._descriptors(teacher_feats, detach=True)
+        g_t, u_t = teacher_feats
         g_s, v_s = self._descriptors(student_feats, detach=False)
         # the meta-network only reads g(h): (B, C) stands in for each map
         alpha = self.attention(g_t, g_s)  # (B, T, S)
         self.last_alpha = alpha.detach().mean(dim=0)  # (T, S)
-        dist = value_distance_matrix(v_t, v_s, self.distance)  # (B, T, S)
+        dist = grouped_distance_matrix(u_t, v_s, self.distance)  # (B, T, S)
         l_afd = (alpha * dist).sum(dim=2).mean(dim=0).sum()
         return self.loss_weight * l_afd
