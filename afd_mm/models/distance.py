@@ -403,8 +403,9 @@ class _MeanSquaredDistance(torch.autograd.Function):
         dtype = torch.promote_types(u.dtype, w.dtype)
         u, w = u.to(dtype), w.to(dtype)
         ctx.save_for_backward(u, w)
-        squares = (u.pow(2).sum(2).unsqueeze(2)
-                   + w.pow(2).sum(2).unsqueeze(1))  # (B, n, S)
+        norm = torch.linalg.vector_norm  # no temporary of u's or w's size
+        squares = (norm(u, dim=2).square_().unsqueeze(2)
+                   + norm(w, dim=2).square_().unsqueeze(1))  # (B, n, S)
         dist = torch.baddbmm(squares, u, w.transpose(1, 2), alpha=-2)
         return dist.div_(u.shape[-1]).clamp_min_(0)  # (B, n, S)
 
