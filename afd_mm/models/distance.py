@@ -171,9 +171,9 @@ def student_values(v_s, size):
     Each map is adaptive-average-pooled to ``size`` (a smaller student map
     is up-sampled by replication), flattened and L2-normalised. Call it once
     per distinct teacher size: the result does not depend on anything else
-    about the teacher. Each map is resized straight into its row of the
-    result, which is then normalised in place: one (B, S, P) tensor is
-    made, and kept for the backward.
+    about the teacher. One autograd node (``_StudentValues``): each map is
+    resized straight into its row of the result, which is normalised in
+    place, so one (B, S, P) tensor is made, and kept for the backward.
 
     Args:
         v_s (list[Tensor]): the S students' spatial descriptors, each
@@ -183,14 +183,48 @@ def student_values(v_s, size):
     Returns:
         Tensor: (B, S, P) with P = H_t * W_t, unit L2 norm over P.
     """
-    batch, (out_h, out_w) = v_s[0].shape[0], size
-    dtype = v_s[0].dtype
-    for v in v_s[1:]:
-        dtype = torch.promote_types(dtype, v.dtype)
-    w = v_s[0].new_empty(batch, len(v_s), out_h * out_w, dtype=dtype)
-    for i, v in enumerate(v_s):
-        _resize_into(w[:, i].view(batch, out_h, out_w), v)
-    return _UnitRows.apply(w, True)  # (B, S, P)
+    return _StudentValues.apply(tuple(size), *v_s)  # (B, S, P)
+
+
+class _StudentValues(torch.autograd.Function):
+    """``student_values`` with a hand-written backward.
+
+    Forward: every map pooled into its row of one (B, S, P) tensor, then
+    x / max(|x|, 1e-12) in place. Backward: the normalisation's (see
+    ``_UnitRows``), then each map's pooling backward: a block mean spreads
+    its gradient evenly over the block, a replication sums it over the
+    copies, other sizes use ``adaptive_avg_pool2d``'s own backward.
+    """
+
+    @staticmethod
+    def forward(ctx, size, *v_s):
+        batch, (out_h, out_w) = v_s[0].shape[0], size
+        dtype = v_s[0].dtype
+        for v in v_s[1:]:
+            dtype = torch.promote_types(dtype, v.dtype)
+        w = v_s[0].new_empty(batch, len(v_s), out_h * out_w, dtype=dtype)
+        for i, v in enumerate(v_s):
+            _resize_into(w[:, i].view(batch, out_h, out_w), v)
+        norm = torch.linalg.vector_norm(w, dim=-1, keepdim=True)
+        denom = norm.clamp_min(1e-12)
+        w.div_(denom)  # (B, S, P)
+        ctx.size = size
+        ctx.save_for_backward(w, denom, norm >= 1e-12, *v_s)
+        return w
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        w, denom, unclamped, *v_s = ctx.saved_tensors
+        dot = (w * grad).sum(dim=-1, keepdim=True) * unclamped
+        grad = torch.addcmul(grad, w, dot, value=-1).div_(denom)
+        batch, (out_h, out_w) = grad.shape[0], ctx.size
+        grads = [None]
+        for i, v in enumerate(v_s):
+            g = grad[:, i].reshape(batch, out_h, out_w)
+            grads.append(_resize_backward(g, v).to(v.dtype)
+                         if ctx.needs_input_grad[i + 1] else None)
+        return tuple(grads)
 
 
 def _resize_into(out, v):
@@ -199,8 +233,7 @@ def _resize_into(out, v):
     When the size ratio is an integer the bins are exact blocks
     (down-sampling: a mean over each block) or single pixels (up-sampling:
     replication, written straight into ``out``), which is what
-    ``adaptive_avg_pool2d`` computes, faster, and with backwards that need
-    only the shapes, so ``v`` is not kept for them.
+    ``adaptive_avg_pool2d`` computes, faster.
 
     Args:
         out (Tensor): (B, H_t, W_t), written in place.
@@ -219,6 +252,23 @@ def _resize_into(out, v):
     else:
         out.copy_(F.adaptive_avg_pool2d(v.unsqueeze(1), (out_h, out_w))
                   .squeeze(1))
+
+
+def _resize_backward(grad, v):
+    """The gradient wrt v (B, H, W) of ``_resize_into``'s output ``grad``."""
+    (h, w), (out_h, out_w) = v.shape[-2:], grad.shape[-2:]
+    b = v.shape[0]
+    if (h, w) == (out_h, out_w):
+        return grad
+    if h % out_h == 0 and w % out_w == 0:
+        rh, rw = h // out_h, w // out_w
+        spread = grad[:, :, None, :, None] / (rh * rw)
+        return spread.expand(b, out_h, rh, out_w, rw).reshape(b, h, w)
+    if out_h % h == 0 and out_w % w == 0:
+        blocks = grad.view(b, h, out_h // h, w, out_w // w)
+        return blocks.sum(dim=(2, 4))  # (B, H, W)
+    return torch.ops.aten._adaptive_avg_pool2d_backward(
+        grad.unsqueeze(1), v.unsqueeze(1)).squeeze(1)
 
 
 def _group_by_size(maps):

@@ -83,6 +83,30 @@ def test_student_values_stack_mixed_sizes_in_order():
     assert torch.allclose(w[:, 1], teacher_values(v_s[1]))
 
 
+def test_student_values_match_pooling_and_normalise_with_gradients():
+    """Values and gradients of adaptive_avg_pool2d + F.normalize, for
+    equal, block-mean, replicated and overlapping-bin sizes, and a zero
+    map (its norm is clamped)."""
+    torch.manual_seed(0)
+    v_s = [torch.rand(2, *hw, dtype=torch.float64, requires_grad=True)
+           for hw in [(6, 6), (12, 6), (3, 3), (4, 5), (2, 2)]]
+    with torch.no_grad():
+        v_s[4].zero_()
+    size = (6, 6)
+
+    def reference(*maps):
+        pooled = [torch.nn.functional.adaptive_avg_pool2d(v[:, None], size)
+                  .flatten(1) for v in maps]
+        return torch.nn.functional.normalize(torch.stack(pooled, 1), dim=2)
+
+    assert torch.allclose(student_values(v_s, size), reference(*v_s))
+    grad = torch.randn(2, 5, 36, dtype=torch.float64)
+    ours = torch.autograd.grad(student_values(v_s, size), v_s, grad)
+    theirs = torch.autograd.grad(reference(*v_s), v_s, grad)
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b)
+
+
 # u and w below: unit vectors; p_u = (3, 4) / 7 and p_w = (4, 3) / 7
 @pytest.mark.parametrize('distance, expected', [
     ('l2', 0.04),  # ((0.2) ** 2 + (0.2) ** 2) / 2
