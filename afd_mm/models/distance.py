@@ -209,21 +209,28 @@ class _StudentValues(torch.autograd.Function):
         denom = norm.clamp_min(1e-12)
         w.div_(denom)  # (B, S, P)
         ctx.size = size
-        ctx.save_for_backward(w, denom, norm >= 1e-12, *v_s)
+        ctx.inputs = [(v.shape, v.dtype) for v in v_s]
+        # only adaptive pooling's backward reads its input (for its size)
+        kept = [v for v in v_s if not _integer_ratio(v.shape[-2:], size)]
+        ctx.save_for_backward(w, denom, norm >= 1e-12, *kept)
         return w
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        w, denom, unclamped, *v_s = ctx.saved_tensors
+        w, denom, unclamped, *kept = ctx.saved_tensors
         dot = (w * grad).sum(dim=-1, keepdim=True) * unclamped
         grad = torch.addcmul(grad, w, dot, value=-1).div_(denom)
         batch, (out_h, out_w) = grad.shape[0], ctx.size
-        grads = [None]
-        for i, v in enumerate(v_s):
+        grads, kept = [None], iter(kept)
+        for i, (shape, dtype) in enumerate(ctx.inputs):
+            if not ctx.needs_input_grad[i + 1]:
+                grads.append(None)
+                continue
             g = grad[:, i].reshape(batch, out_h, out_w)
-            grads.append(_resize_backward(g, v).to(v.dtype)
-                         if ctx.needs_input_grad[i + 1] else None)
+            v = (None if _integer_ratio(shape[-2:], ctx.size) else
+                 next(kept))
+            grads.append(_resize_backward(g, shape, v).to(dtype))
         return tuple(grads)
 
 
@@ -254,10 +261,20 @@ def _resize_into(out, v):
                   .squeeze(1))
 
 
-def _resize_backward(grad, v):
-    """The gradient wrt v (B, H, W) of ``_resize_into``'s output ``grad``."""
-    (h, w), (out_h, out_w) = v.shape[-2:], grad.shape[-2:]
-    b = v.shape[0]
+def _integer_ratio(in_size, out_size):
+    """Whether ``_resize_into`` pools in_size to out_size without
+    ``adaptive_avg_pool2d`` (equal sizes, exact blocks or replication)."""
+    (h, w), (out_h, out_w) = in_size, out_size
+    return ((h % out_h == 0 and w % out_w == 0)
+            or (out_h % h == 0 and out_w % w == 0))
+
+
+def _resize_backward(grad, shape, v=None):
+    """The gradient wrt v (B, H, W) of ``_resize_into``'s output ``grad``.
+
+    ``v`` itself is read only for a size ratio that is not an integer.
+    """
+    (b, h, w), (out_h, out_w) = shape, grad.shape[-2:]
     if (h, w) == (out_h, out_w):
         return grad
     if h % out_h == 0 and w % out_w == 0:
