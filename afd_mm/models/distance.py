@@ -238,7 +238,7 @@ def _resize_into(out, v):
     """``out`` (B, H_t, W_t) = PyTorch's adaptive average pooling of v.
 
     When the size ratio is an integer the bins are exact blocks
-    (down-sampling: a mean over each block) or single pixels (up-sampling:
+    (down-sampling: average pooling) or single pixels (up-sampling:
     replication, written straight into ``out``), which is what
     ``adaptive_avg_pool2d`` computes, faster.
 
@@ -251,8 +251,8 @@ def _resize_into(out, v):
     if (h, w) == (out_h, out_w):
         out.copy_(v)
     elif h % out_h == 0 and w % out_w == 0:
-        blocks = v.reshape(b, out_h, h // out_h, out_w, w // out_w)
-        out.copy_(blocks.mean(dim=(2, 4)))
+        blocks = (h // out_h, w // out_w)
+        out.copy_(F.avg_pool2d(v.unsqueeze(1), blocks).squeeze(1))
     elif out_h % h == 0 and out_w % w == 0:
         shape = (b, h, out_h // h, w, out_w // w)
         out.view(shape).copy_(v[:, :, None, :, None].expand(shape))
@@ -281,9 +281,10 @@ def _resize_backward(grad, shape, v=None):
         rh, rw = h // out_h, w // out_w
         spread = grad[:, :, None, :, None] / (rh * rw)
         return spread.expand(b, out_h, rh, out_w, rw).reshape(b, h, w)
-    if out_h % h == 0 and out_w % w == 0:
-        blocks = grad.view(b, h, out_h // h, w, out_w // w)
-        return blocks.sum(dim=(2, 4))  # (B, H, W)
+    if out_h % h == 0 and out_w % w == 0:  # the sum over each block
+        rh, rw = out_h // h, out_w // w
+        mean = F.avg_pool2d(grad.unsqueeze(1), (rh, rw)).squeeze(1)
+        return mean.mul_(rh * rw)  # (B, H, W)
     return torch.ops.aten._adaptive_avg_pool2d_backward(
         grad.unsqueeze(1), v.unsqueeze(1)).squeeze(1)
 
