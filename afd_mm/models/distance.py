@@ -84,10 +84,11 @@ def spatial_descriptor(h, pooling='a2'):
 def map_descriptors(h, pooling='a2'):
     """g(h) and v(h) of one feature map, for AFD's loss.
 
-    The same values as ``global_descriptor`` and ``spatial_descriptor``;
-    for 'a2' and 'a1' one autograd node whose backward is a single op on
-    the map, dg/dh = 1 / (H W) and dv/dh = 2 h / C (or sign(h) / C) added
-    together, instead of four ops and an accumulation.
+    The same values as ``global_descriptor`` and ``spatial_descriptor``,
+    in one pass over the map (``_chunked_descriptors``); for 'a2' and 'a1'
+    on a map that needs a gradient, one autograd node whose backward is a
+    single op on the map, dg/dh = 1 / (H W) and dv/dh = 2 h / C (or
+    sign(h) / C) added together, instead of four ops and an accumulation.
 
     Args:
         h (Tensor): a feature map (B, C, H, W).
@@ -96,9 +97,46 @@ def map_descriptors(h, pooling='a2'):
     Returns:
         tuple[Tensor, Tensor]: g (B, C) and v (B, H, W).
     """
-    if pooling in ('a2', 'a1') and h.dim() == 4:
+    if pooling not in ('a2', 'a1') or h.dim() != 4:
+        return global_descriptor(h), spatial_descriptor(h, pooling)
+    if torch.is_grad_enabled() and h.requires_grad:
         return _Descriptors.apply(h, pooling)
-    return global_descriptor(h), spatial_descriptor(h, pooling)
+    return _chunked_descriptors(h, pooling)  # e.g. the teacher's maps
+
+
+# elements of the (k, C, H, W) temporary of ``_chunked_descriptors`` on
+# CPU: 256 KiB in float32, so it stays in the core's cache between its two
+# ops
+_CHUNK_ELEMENTS = 1 << 16
+
+
+def _chunked_descriptors(h, pooling):
+    """g(h) and v(h) for 'a2' / 'a1', on CPU a few samples at a time.
+
+    ``h.pow(2).mean(dim=1)`` writes and reads back a temporary of the
+    map's size; on CPU, h ** 2 (or |h|) of k samples goes into one small
+    buffer that is reduced while still in cache, and g of the same k
+    samples is read in the same pass. On an accelerator, one chunk (three
+    kernels, not three per chunk). Same values, no autograd.
+    """
+    batch, channels = h.shape[:2]
+    k = batch
+    if h.device.type == 'cpu':
+        k = max(1, _CHUNK_ELEMENTS // max(h[0].numel(), 1))
+    g = h.new_empty(batch, channels)
+    v = h.new_empty(batch, *h.shape[2:])
+    buffer = h.new_empty(min(k, batch), *h.shape[1:])
+    with torch.no_grad():
+        for start in range(0, batch, k):
+            x = h[start:start + k]
+            n = x.shape[0]
+            torch.mean(x, dim=(2, 3), out=g[start:start + n])
+            if pooling == 'a2':
+                mapped = torch.mul(x, x, out=buffer[:n])
+            else:
+                mapped = torch.abs(x, out=buffer[:n])
+            torch.sum(mapped, dim=1, out=v[start:start + n])
+    return g, v.div_(channels)  # (B, C), (B, H, W)
 
 
 class _Descriptors(torch.autograd.Function):
@@ -108,8 +146,7 @@ class _Descriptors(torch.autograd.Function):
     def forward(ctx, h, pooling):
         ctx.pooling = pooling
         ctx.save_for_backward(h)
-        mapped = h.pow(2) if pooling == 'a2' else h.abs()
-        return h.mean(dim=(2, 3)), mapped.mean(dim=1)  # (B, C), (B, H, W)
+        return _chunked_descriptors(h, pooling)  # (B, C), (B, H, W)
 
     @staticmethod
     @once_differentiable

@@ -8,6 +8,7 @@ from afd_mm.models import distance as distance_mod
 from afd_mm.models.distance import (
     distance_matrix,
     global_descriptor,
+    map_descriptors,
     spatial_descriptor,
     student_values,
     teacher_values,
@@ -181,3 +182,26 @@ def test_distance_matrix_zero_for_replicated_student(distance, pooling):
     d = distance_matrix([h_t], [h_s], distance, pooling)
     assert d.shape == (2, 1, 1)
     assert torch.allclose(d, torch.zeros_like(d), atol=1e-12)
+
+
+@pytest.mark.parametrize('pooling', ['a2', 'a1', 'max'])
+def test_map_descriptors_equal_the_two_descriptors(pooling):
+    """One pass, chunked over the batch on CPU (6 samples of 16 x 32 x 32:
+    chunks of 4 and 2), on a channels-last view; values and gradients."""
+    torch.manual_seed(0)
+    h = torch.randn(6, 32, 32, 16, dtype=torch.float64).permute(0, 3, 1, 2)
+    expected = (global_descriptor(h), spatial_descriptor(h, pooling))
+    with torch.no_grad():  # e.g. the teacher's maps
+        for ours, ref in zip(map_descriptors(h, pooling), expected):
+            assert torch.allclose(ours, ref)
+    h = h.detach().requires_grad_()
+    weights = [torch.randn_like(x) for x in expected]
+    ours = map_descriptors(h, pooling)
+    assert all(torch.allclose(a, b) for a, b in zip(ours, expected))
+    grad = torch.autograd.grad(
+        sum((x * w).sum() for x, w in zip(ours, weights)), h)[0]
+    ref = torch.autograd.grad(
+        sum((x * w).sum() for x, w in zip(
+            (global_descriptor(h), spatial_descriptor(h, pooling)),
+            weights)), h)[0]
+    assert torch.allclose(grad, ref)
