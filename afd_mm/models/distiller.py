@@ -164,7 +164,10 @@ class AFDDistiller(BaseModel):
 
         Nothing is recorded without a distillation loss; a loss with a
         ``reduce_feature`` method has it applied to each candidate as it is
-        produced, so the maps are not kept for it (see AFDLoss).
+        produced, so the maps are not kept for it, and one with a
+        ``reduce_teacher`` method packs the teacher's list right after the
+        teacher's forward, before the student's activations exist (see
+        AFDLoss).
         """
         if self.distill_loss is None:
             return contextlib.nullcontext([]), contextlib.nullcontext([])
