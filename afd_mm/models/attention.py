@@ -380,7 +380,8 @@ class CandidateEmbedding(nn.Module):
                 'The meta-network normalises over the batch in training '
                 f'and needs at least 2 samples, got {batch}; use a larger '
                 'batch, or put the AFD loss in eval mode.')
-        tracked = False
+        if self.training:
+            self.num_batches_tracked.add_(1)
         out = []
         for c, idx in self.index.items():
             x = torch.stack([descs[i] for i in idx])  # (n, B, C)
@@ -388,14 +389,13 @@ class CandidateEmbedding(nn.Module):
                 raise ValueError(
                     f'CandidateEmbedding expects C={c} for candidates {idx}'
                     f', got a descriptor of shape {tuple(x.shape[1:])}.')
-            out.append(self._embed(c, x, update=not tracked))  # (n, B, d)
-            tracked = True
+            out.append(self._embed(c, x))  # (n, B, d)
         out = torch.cat(out)  # (N, B, d), grouped order
         if self._inverse is not None:
             out = out[self._inverse]
         return out.transpose(0, 1)  # (B, N, d)
 
-    def _embed(self, c, x, update):
+    def _embed(self, c, x):
         weight = getattr(self, f'c{c}_weight')  # (n, d, C)
         bias = getattr(self, f'c{c}_bias')  # (n, d)
         x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
@@ -403,7 +403,7 @@ class CandidateEmbedding(nn.Module):
             mean = x.mean(dim=1, keepdim=True)  # (n, 1, d)
             x = x - mean
             var = x.pow(2).mean(dim=1)  # (n, d)
-            self._update(c, mean.squeeze(1), var, x.shape[1], update)
+            self._update_running_stats(c, mean.squeeze(1), var, x.shape[1])
         else:
             x = x - getattr(self, f'c{c}_running_mean').unsqueeze(1)
             var = getattr(self, f'c{c}_running_var')
@@ -413,9 +413,8 @@ class CandidateEmbedding(nn.Module):
         return x.relu() if self.relu else x
 
     @torch.no_grad()
-    def _update(self, c, mean, var, rows, count):
-        if count:
-            self.num_batches_tracked.add_(1)
+    def _update_running_stats(self, c, mean, var, rows):
+        """BN1d's update: momentum 0.1, unbiased variance."""
         running_mean = getattr(self, f'c{c}_running_mean')
         running_var = getattr(self, f'c{c}_running_var')
         running_mean.lerp_(mean.to(running_mean.dtype), self.momentum)

@@ -184,22 +184,36 @@ class _UnitRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, inplace=False):
-        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-        denom = norm.clamp_min(1e-12)
         if inplace:
             ctx.mark_dirty(x)
-            y = x.div_(denom)
         else:
-            y = x / denom
-        ctx.save_for_backward(y, denom, norm >= 1e-12)
+            x = x.clone()
+        y, denom, unclamped = _normalise_rows_(x)
+        ctx.save_for_backward(y, denom, unclamped)
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad, *_):
-        y, denom, unclamped = ctx.saved_tensors
-        dot = (y * grad).sum(dim=-1, keepdim=True) * unclamped
-        return torch.addcmul(grad, y, dot, value=-1).div_(denom), None
+        return _normalise_rows_backward(grad, *ctx.saved_tensors), None
+
+
+def _normalise_rows_(x):
+    """x / max(|x|, 1e-12) over the last dim, in place.
+
+    Returns:
+        tuple: x, the divisors (..., 1) and where the norm was not clamped,
+        what ``_normalise_rows_backward`` reads.
+    """
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    denom = norm.clamp_min(1e-12)
+    return x.div_(denom), denom, norm >= 1e-12
+
+
+def _normalise_rows_backward(grad, y, denom, unclamped):
+    """The gradient wrt x of y = ``_normalise_rows_(x)``."""
+    dot = (y * grad).sum(dim=-1, keepdim=True) * unclamped
+    return torch.addcmul(grad, y, dot, value=-1).div_(denom)
 
 
 def student_values(v_s, size):
@@ -227,8 +241,8 @@ class _StudentValues(torch.autograd.Function):
     """``student_values`` with a hand-written backward.
 
     Forward: every map pooled into its row of one (B, S, P) tensor, then
-    x / max(|x|, 1e-12) in place. Backward: the normalisation's (see
-    ``_UnitRows``), then each map's pooling backward: a block mean spreads
+    normalised in place (``_normalise_rows_``). Backward: the
+    normalisation's, then each map's pooling backward: a block mean spreads
     its gradient evenly over the block, a replication sums it over the
     copies, other sizes use ``adaptive_avg_pool2d``'s own backward.
     """
@@ -242,22 +256,19 @@ class _StudentValues(torch.autograd.Function):
         w = v_s[0].new_empty(batch, len(v_s), out_h * out_w, dtype=dtype)
         for i, v in enumerate(v_s):
             _resize_into(w[:, i].view(batch, out_h, out_w), v)
-        norm = torch.linalg.vector_norm(w, dim=-1, keepdim=True)
-        denom = norm.clamp_min(1e-12)
-        w.div_(denom)  # (B, S, P)
+        normalised = _normalise_rows_(w)  # w (B, S, P), divisors, mask
         ctx.size = size
         ctx.inputs = [(v.shape, v.dtype) for v in v_s]
         # only adaptive pooling's backward reads its input (for its size)
         kept = [v for v in v_s if not _integer_ratio(v.shape[-2:], size)]
-        ctx.save_for_backward(w, denom, norm >= 1e-12, *kept)
+        ctx.save_for_backward(*normalised, *kept)
         return w
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         w, denom, unclamped, *kept = ctx.saved_tensors
-        dot = (w * grad).sum(dim=-1, keepdim=True) * unclamped
-        grad = torch.addcmul(grad, w, dot, value=-1).div_(denom)
+        grad = _normalise_rows_backward(grad, w, denom, unclamped)
         batch, (out_h, out_w) = grad.shape[0], ctx.size
         grads, kept = [None], iter(kept)
         for i, (shape, dtype) in enumerate(ctx.inputs):

@@ -190,9 +190,8 @@ class AFDLoss(nn.Module):
         return TeacherDescriptors(g_t, grouped_teacher_values(v_t))
 
     def _check_feats(self, feats, channels, side):
-        if isinstance(feats, TeacherDescriptors):
-            feats = feats.g  # (B, C_t) each; checked as pairs
-            feats = [(g, None) for g in feats]
+        if isinstance(feats, TeacherDescriptors):  # check g (B, C_t)
+            feats = [(g, None) for g in feats.g]
         if len(feats) != len(channels):
             raise ValueError(
                 f'AFDLoss was built for {len(channels)} {side} candidates '
@@ -235,11 +234,14 @@ class AFDLoss(nn.Module):
         Returns:
             Tensor: the weighted scalar loss.
         """
-        if not isinstance(teacher_feats, TeacherDescriptors):
+        if isinstance(teacher_feats, TeacherDescriptors):
+            self._check_feats(teacher_feats, self.teacher_channels,
+                              'teacher')
+        else:  # checked there
             teacher_feats = self.reduce_teacher(teacher_feats)
-        self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
         self._check_feats(student_feats, self.student_channels, 'student')
-        # g(h) (B, C) and v(h) (B, H, W) of every candidate, read once
+        # g(h) (B, C) of every candidate, the teacher values u_t grouped by
+        # size and the students' v(h) (B, H, W), each read once
         g_t, u_t = teacher_feats
         g_s, v_s = self._descriptors(student_feats, detach=False)
         # the meta-network only reads g(h): (B, C) stands in for each map
