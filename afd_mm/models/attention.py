@@ -421,6 +421,32 @@ class CandidateEmbedding(nn.Module):
         running_var.lerp_((var * (rows / (rows - 1))).to(running_var.dtype),
                           self.momentum)
 
+    # one candidate's layers in the earlier layout, ModuleList of
+    # Sequential(Linear, BatchNorm1d[, ReLU]): key suffix -> stacked name
+    _PER_CANDIDATE_KEYS = {
+        '0.weight': 'weight', '0.bias': 'bias', '1.weight': 'gamma',
+        '1.bias': 'beta', '1.running_mean': 'running_mean',
+        '1.running_var': 'running_var'
+    }
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Also read checkpoints of the per-candidate layout.
+
+        afd_mm checkpoints written before the layers were stacked hold
+        ``<prefix><i>.0.weight`` etc. for each candidate i; they are
+        stacked into this layout here, so such a run resumes with its
+        meta-network instead of a fresh one.
+        """
+        if f'{prefix}0.0.weight' in state_dict:
+            for c, idx in self.index.items():
+                for old, new in self._PER_CANDIDATE_KEYS.items():
+                    state_dict[f'{prefix}c{c}_{new}'] = torch.stack(
+                        [state_dict.pop(f'{prefix}{i}.{old}') for i in idx])
+            counts = [state_dict.pop(f'{prefix}{i}.1.num_batches_tracked')
+                      for i in range(len(self.channels))]
+            state_dict[f'{prefix}num_batches_tracked'] = counts[0]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self):
         groups = ', '.join(f'{len(idx)} x C={c}'
                            for c, idx in self.index.items())

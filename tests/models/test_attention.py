@@ -291,3 +291,31 @@ def test_quadratic_form_values_and_gradients():
     assert torch.autograd.gradcheck(
         lambda w, c: _QuadraticForm.apply(w, (c + c.t()) / 2),
         (weight, cov))
+
+
+def test_candidate_embedding_loads_the_per_candidate_layout():
+    """Checkpoints of the earlier ModuleList(Sequential(Linear, BN1d))
+    layout load into the stacked one, candidate by candidate."""
+    torch.manual_seed(0)
+    channels = [4, 6, 4]
+    old = torch.nn.ModuleList(
+        torch.nn.Sequential(torch.nn.Linear(c, 8), torch.nn.BatchNorm1d(8))
+        for c in channels)
+    for layer in old:
+        layer[1].running_mean.normal_()
+        layer[1].num_batches_tracked.fill_(7)
+    emb = CandidateEmbedding(channels, 8)
+    emb.load_state_dict(old.state_dict())
+    for i, layer in enumerate(old):
+        weight, bias, gamma, beta = emb.layer(i)
+        assert torch.equal(weight, layer[0].weight)
+        assert torch.equal(bias, layer[0].bias)
+        assert torch.equal(gamma, layer[1].weight)
+        assert torch.equal(beta, layer[1].bias)
+    assert torch.equal(emb.c4_running_mean[1], old[2][1].running_mean)
+    assert emb.num_batches_tracked.item() == 7
+    emb.eval()
+    descs = [torch.randn(3, c) for c in channels]
+    out = emb(descs)
+    for i, layer in enumerate(old):
+        assert torch.allclose(out[:, i], layer.eval()(descs[i]), atol=1e-6)
