@@ -8,6 +8,8 @@ from mmpretrain.datasets import BaseDataset
 
 from afd_mm.registry import DATASETS
 
+from .utils import check_split
+
 DEBIAN_ROOT = '/usr/share/datasets/fashion-mnist'
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # IDX: uint8, 3 dims / 1 dim
 HOW_TO_GET = (
@@ -82,10 +84,7 @@ class FashionMNIST(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  serialize_data: bool = True,
                  lazy_init: bool = False):
-        if split not in self.SPLITS:
-            raise ValueError(
-                f'FashionMNIST: split={split!r} is not one of '
-                f'{self.SPLITS}; change `split` in the dataset config.')
+        check_split('FashionMNIST', split, self.SPLITS)
         if not isinstance(pad, int) or pad < 0:
             raise ValueError(f'FashionMNIST: pad={pad!r} must be an int '
                              '>= 0; change `pad` in the dataset config.')

@@ -7,6 +7,8 @@ from mmpretrain.datasets import BaseDataset
 
 from afd_mm.registry import DATASETS
 
+from .utils import check_split
+
 _LAYOUT = 'Images/ (indoorCVPR_09.tar), TrainImages.txt and TestImages.txt'
 
 
@@ -58,10 +60,7 @@ class MIT67(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  serialize_data: bool = True,
                  lazy_init: bool = False):
-        if split not in self.SPLITS:
-            raise ValueError(
-                f'MIT67: split={split!r} is not one of {self.SPLITS}; '
-                'change `split` in the dataset config.')
+        check_split('MIT67', split, self.SPLITS)
         self.split = split
         super().__init__(
             ann_file='', data_root=data_root, pipeline=pipeline,

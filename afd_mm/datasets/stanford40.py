@@ -6,6 +6,8 @@ from mmpretrain.datasets import BaseDataset
 
 from afd_mm.registry import DATASETS
 
+from .utils import check_split
+
 _LAYOUT = 'JPEGImages/ and ImageSplits/ (StanfordActionDataset)'
 
 
@@ -58,10 +60,7 @@ class Stanford40(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  serialize_data: bool = True,
                  lazy_init: bool = False):
-        if split not in self.SPLITS:
-            raise ValueError(
-                f'Stanford40: split={split!r} is not one of {self.SPLITS}; '
-                'change `split` in the dataset config.')
+        check_split('Stanford40', split, self.SPLITS)
         self.split = split
         super().__init__(
             ann_file='', data_root=data_root, pipeline=pipeline,

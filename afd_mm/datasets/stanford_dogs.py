@@ -9,6 +9,8 @@ from scipy.io import loadmat
 
 from afd_mm.registry import DATASETS
 
+from .utils import check_split
+
 _LAYOUT = ('Images/ (images.tar) and train_list.mat / test_list.mat '
            '(lists.tar)')
 
@@ -65,10 +67,7 @@ class StanfordDogs(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  serialize_data: bool = True,
                  lazy_init: bool = False):
-        if split not in self.SPLITS:
-            raise ValueError(
-                f'StanfordDogs: split={split!r} is not one of '
-                f'{self.SPLITS}; change `split` in the dataset config.')
+        check_split('StanfordDogs', split, self.SPLITS)
         self.split = split
         super().__init__(
             ann_file='', data_root=data_root, pipeline=pipeline,

@@ -7,6 +7,8 @@ from mmpretrain.datasets import BaseDataset
 
 from afd_mm.registry import DATASETS
 
+from .utils import check_split
+
 _LAYOUT = 'wnids.txt, words.txt, train/ and val/ (tiny-imagenet-200)'
 _IMG_SUFFIXES = ('.jpeg', '.jpg')
 
@@ -64,10 +66,7 @@ class TinyImageNet(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  serialize_data: bool = True,
                  lazy_init: bool = False):
-        if split not in self.SPLITS:
-            raise ValueError(
-                f'TinyImageNet: split={split!r} is not one of {self.SPLITS}; '
-                'change `split` in the dataset config.')
+        check_split('TinyImageNet', split, self.SPLITS)
         self.split = split
         super().__init__(
             ann_file='', data_root=data_root, pipeline=pipeline,

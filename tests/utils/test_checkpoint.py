@@ -48,7 +48,8 @@ def crafted(tmp_path):
 
 def test_crafted_file_would_run_code_without_the_allow_list(crafted):
     path, marker = crafted
-    # the control: a plain unpickler (what weights_only=False amounts to)
+    # the control: a plain unpickler, what loading without the allow-list
+    # amounts to,
     # runs the payload stored in the checkpoint's pickle
     with zipfile.ZipFile(path) as archive:
         name = next(n for n in archive.namelist() if n.endswith('data.pkl'))
