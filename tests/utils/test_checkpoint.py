@@ -48,9 +48,8 @@ def crafted(tmp_path):
 
 def test_crafted_file_would_run_code_without_the_allow_list(crafted):
     path, marker = crafted
-    # the control: a plain unpickler, what loading without the allow-list
-    # amounts to,
-    # runs the payload stored in the checkpoint's pickle
+    # the control: a plain unpickler, which is what loading without the
+    # allow-list amounts to, runs the payload stored in the pickle
     with zipfile.ZipFile(path) as archive:
         name = next(n for n in archive.namelist() if n.endswith('data.pkl'))
         pickle.loads(archive.read(name))
