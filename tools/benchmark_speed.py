@@ -50,7 +50,7 @@ median over ``--mem-procs`` such processes;
   for every method, so CPU ratios sit a little closer to 1 than the tensor
   bytes a GPU counts.
 
-Tensor memory (the ``tensor MiB`` column, every device): the same
+Tensor memory (the ``peak tensor MiB`` column, every device): the same
 state bytes + the peak of the bytes of tensor storages that the step's
 ops create and that are still alive (``_LiveTensorBytes``, counted at the
 PyTorch dispatcher in this process). It is deterministic and counts what
