@@ -21,6 +21,8 @@ size are one batched op whose backward is two matrix products; g and v of a
 map, and the L2 normalisation, have hand-written one- or two-op backwards.
 Every function gives the values (and gradients) of the formula it names.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
@@ -29,7 +31,7 @@ __all__ = [
     'POOLINGS', 'DISTANCES', 'global_descriptor', 'spatial_descriptor',
     'map_descriptors', 'teacher_values', 'student_values', 'value_distance',
     'distance_matrix', 'value_distance_matrix', 'grouped_teacher_values',
-    'grouped_distance_matrix'
+    'grouped_distance_matrix', 'linked_distance'
 ]
 
 POOLINGS = ('a2', 'a1', 'max')
@@ -539,3 +541,205 @@ class _MeanSquaredDistance(torch.autograd.Function):
                 grad.transpose(1, 2), u, alpha=-1).mul_(scale)
             grad_w = grad_w.to(ctx.dtypes[1])
         return grad_u, grad_w
+
+
+def linked_distance(teacher_groups, v_s, alpha, distance='l2'):
+    """L_AFD = sum over t of mean over b of sum over s of alpha * D.
+
+    Equal to ``(alpha * grouped_distance_matrix(teacher_groups, v_s,
+    distance)).sum(2).mean(0).sum()``, and computed that way for 'l1',
+    'kl' and for a pair of sizes that is not an integer ratio in both
+    dims. For 'l2' and 'cosine' between sizes of integer ratios, one
+    autograd node (``_LinkedDistance``) that never forms a student value
+    at a teacher's size: D only needs <w_{s,t}, u_t> and |w_{s,t}|, and
+    each inner product is taken at the smaller of the two sizes, where
+    the resize of the other side is a block mean or a block sum. The
+    gradients are formed in the forward, at the students' sizes, so
+    neither the teacher values nor any (B, S, P) tensor is kept for the
+    backward: it holds D and one map per student.
+
+    Args:
+        teacher_groups (dict): see ``grouped_teacher_values``.
+        v_s (list[Tensor]): S student descriptors v(h_s), (B, H_s, W_s).
+        alpha (Tensor): the link weights (B, T, S).
+        distance (str): see ``value_distance``; default 'l2'.
+
+    Returns:
+        Tensor: the scalar L_AFD (not yet weighted by beta).
+    """
+    student_sizes = {tuple(v.shape[-2:]) for v in v_s}
+    fused = distance in ('l2', 'cosine') and all(
+        _block_ratio(s, t) is not None for s in student_sizes
+        for t in teacher_groups)
+    if not fused:
+        dist = grouped_distance_matrix(teacher_groups, v_s, distance)
+        return (alpha * dist).sum(dim=2).mean(dim=0).sum()
+    need_grad = torch.is_grad_enabled() and (
+        alpha.requires_grad or any(v.requires_grad for v in v_s))
+    return _LinkedDistance.apply(teacher_groups, distance, need_grad, alpha,
+                                 *v_s)
+
+
+def _block_ratio(student_size, teacher_size):
+    """How a student map of ``student_size`` reaches ``teacher_size``.
+
+    Returns:
+        tuple | None: ('equal', None); ('down', (kh, kw)) for a student
+        map larger by integer factors (block means); ('up', (rh, rw)) for
+        one smaller by integer factors (replication); None otherwise
+        (adaptive pooling with bins of unequal size, or a mix).
+    """
+    (h, w), (th, tw) = student_size, teacher_size
+    if (h, w) == (th, tw):
+        return 'equal', None
+    if h % th == 0 and w % tw == 0 and h >= th and w >= tw:
+        return 'down', (h // th, w // tw)
+    if th % h == 0 and tw % w == 0 and th >= h and tw >= w:
+        return 'up', (th // h, tw // w)
+    return None
+
+
+def _block_means(x, size, blocks):
+    """(B, n, P) maps of ``size``, the mean of each (kh, kw) block:
+    (B, n, P / (kh kw)).
+
+    Sums of strided slices, one dim at a time: on CPU several times faster
+    than ``avg_pool2d`` on these small maps, same values up to rounding.
+    """
+    (h, w), (kh, kw) = size, blocks
+    y = x.view(*x.shape[:2], h, w)
+    for dim, k in ((3, kw), (2, kh)):
+        if k > 1:
+            parts = [y.narrow(dim, j, y.shape[dim] - k + 1)[
+                (slice(None), ) * dim + (slice(None, None, k), )]
+                for j in range(k)]
+            y = parts[0] + parts[1]
+            for part in parts[2:]:
+                y.add_(part)
+    return y.div_(kh * kw).flatten(2)
+
+
+def _replicate(x, size, blocks):
+    """(B, n, P') maps of ``size`` with each pixel copied to a (kh, kw)
+    block: (B, n, P' kh kw)."""
+    (h, w), (kh, kw) = size, blocks
+    b, n = x.shape[:2]
+    shape = (b, n, h, kh, w, kw)
+    return x.view(b, n, h, 1, w, 1).expand(shape).reshape(b, n, -1)
+
+
+class _LinkedDistance(torch.autograd.Function):
+    """``linked_distance`` for 'l2' / 'cosine' and integer size ratios.
+
+    For student s and teacher t, x = A v_s is the student's map resized to
+    the teacher's size (A: block means or replication), w = x / m with
+    m = max(|x|, 1e-12), u the unit teacher value and P its positions::
+
+        l2:     D = (|w|^2 + |u|^2 - 2 <x, u> / m) / P   (clamped at 0)
+        cosine: D = 1 - <x, u> / m
+
+    where <x, u> = <v_s, A^T u> and |x| = sqrt(r) |v_s| when A replicates
+    r times, and both are taken at the teacher's size when A takes block
+    means. dL/dx = a x + b u per (sample, teacher, student) with scalars
+    a, b (the normalisation's backward folded in), so dL/dv_s = sum_t
+    a A^T A v_s + b A^T u_t: a batched matrix product per pair of sizes,
+    formed here in the forward, scaled by the incoming gradient in the
+    backward.
+    """
+
+    @staticmethod
+    def forward(ctx, teacher_groups, distance, need_grad, alpha, *v_s):
+        batch = alpha.shape[0]
+        dtype = alpha.dtype
+        for v in v_s:
+            dtype = torch.promote_types(dtype, v.dtype)
+        for _, u in teacher_groups.values():
+            dtype = torch.promote_types(dtype, u.dtype)
+        weights = alpha.to(dtype) / batch  # dL/dD, (B, T, S)
+        dist = weights.new_empty(alpha.shape)  # (B, T, S)
+        student_groups = _group_by_size(v_s)
+        stacked = {size: torch.stack([v_s[i].to(dtype).flatten(1)
+                                      for i in idx], dim=1)
+                   for size, idx in student_groups.items()}  # (B, n_s, P_s)
+        grads = {size: torch.zeros_like(x) for size, x in stacked.items()
+                 } if need_grad else None
+        for t_size, (t_idx, u) in teacher_groups.items():
+            u = u.to(dtype)  # (B, n_t, P_t)
+            u_sq = torch.linalg.vector_norm(u, dim=2, keepdim=True)
+            u_sq = u_sq.square_()  # |u|^2: 1, or 0 for an all-zero map
+            positions = u.shape[2]
+            for s_size, s_idx in student_groups.items():
+                kind, blocks = _block_ratio(s_size, t_size)
+                v = stacked[s_size]  # (B, n_s, P_s)
+                x, u_at, norm_scale = v, u, 1.0
+                if kind == 'down':  # block means of v at the teacher's size
+                    x = _block_means(v, s_size, blocks)
+                elif kind == 'up':  # A^T u: u summed over the copies
+                    u_at = _block_means(u, t_size, blocks).mul_(
+                        blocks[0] * blocks[1])
+                    norm_scale = math.sqrt(blocks[0] * blocks[1])
+                x_norm = torch.linalg.vector_norm(x, dim=2).unsqueeze(1)
+                x_norm = x_norm * norm_scale  # |A v_s|, (B, 1, n_s)
+                denom = x_norm.clamp_min(1e-12)
+                dot = torch.bmm(u_at, x.transpose(1, 2))  # (B, n_t, n_s)
+                wu = dot / denom  # <w, u>
+                if distance == 'l2':
+                    w_sq = (x_norm / denom).square()  # (B, 1, n_s)
+                    d = (w_sq + u_sq - 2 * wu).div_(positions).clamp_min_(0)
+                else:
+                    d = 1 - wu
+                rows = torch.tensor(t_idx, device=dist.device)[:, None]
+                cols = torch.tensor(s_idx, device=dist.device)
+                dist[:, rows, cols] = d
+                if not need_grad:
+                    continue
+                c = weights[:, rows, cols]  # (B, n_t, n_s)
+                unclamped = x_norm >= 1e-12
+                if distance == 'l2':  # dD/dx = q (e x - u), q = 2 / (P m)
+                    q = c * (2 / positions) / denom
+                    e = (1 - unclamped * (w_sq - wu)) / denom
+                    coef_x, coef_u = (q * e).sum(dim=1), -q
+                else:  # dD/dx = (<w, u> / m^2) x - u / m
+                    coef_x = (c * unclamped * wu / denom.square()).sum(dim=1)
+                    coef_u = -c / denom
+                # sum over t of coef_u A^T u_t, at the smaller size
+                part = torch.bmm(coef_u.transpose(1, 2), u_at)  # (B, n_s, .)
+                if kind == 'down':  # A^T y = y copied over blocks / (kh kw)
+                    part.addcmul_(x, coef_x.unsqueeze(2))
+                    area = blocks[0] * blocks[1]
+                    grads[s_size].add_(_replicate(part, t_size, blocks),
+                                       alpha=1 / area)
+                else:  # A^T A v = v (equal) or r v (replication)
+                    scale = 1.0 if kind == 'equal' else float(
+                        blocks[0] * blocks[1])
+                    grads[s_size].add_(part).addcmul_(
+                        v, coef_x.unsqueeze(2), value=scale)
+        ctx.dtypes = alpha.dtype, [v.dtype for v in v_s]
+        ctx.shapes = [v.shape for v in v_s]
+        ctx.places = [(size, j) for i in range(len(v_s))
+                      for size, idx in student_groups.items()
+                      for j, k in enumerate(idx) if k == i]
+        ctx.sizes = list(student_groups)
+        saved = [dist] + ([grads[size] for size in ctx.sizes]
+                          if need_grad else [])
+        ctx.save_for_backward(*saved)
+        return (weights * dist).sum()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        dist, *grads = ctx.saved_tensors
+        batch = dist.shape[0]
+        alpha_dtype, v_dtypes = ctx.dtypes
+        grad_alpha = None
+        if ctx.needs_input_grad[3]:
+            grad_alpha = (dist * (grad / batch)).to(alpha_dtype)
+        grads = dict(zip(ctx.sizes, grads))
+        grad_v = []
+        for i, (size, j) in enumerate(ctx.places):
+            if not ctx.needs_input_grad[4 + i] or not grads:
+                grad_v.append(None)
+                continue
+            g = (grads[size][:, j] * grad).view(ctx.shapes[i])
+            grad_v.append(g.to(v_dtypes[i]))
+        return (None, None, None, grad_alpha, *grad_v)

@@ -205,3 +205,91 @@ def test_map_descriptors_equal_the_two_descriptors(pooling):
             (global_descriptor(h), spatial_descriptor(h, pooling)),
             weights)), h)[0]
     assert torch.allclose(grad, ref)
+
+
+def _linked_case(t_sizes, s_sizes, seed=0, zero=False):
+    """Teacher groups, student maps and alpha, float64."""
+    gen = torch.Generator().manual_seed(seed)
+    v_t = [torch.rand(4, *s, generator=gen, dtype=torch.float64)
+           for s in t_sizes]
+    v_s = [torch.rand(4, *s, generator=gen, dtype=torch.float64)
+           for s in s_sizes]
+    if zero:  # all-zero maps: the normalisation's clamped branch
+        v_t[0][1] = 0
+        v_s[0][0] = 0
+        v_s[-1][2] = 0
+    alpha = torch.rand(4, len(t_sizes), len(s_sizes), generator=gen,
+                       dtype=torch.float64).softmax(dim=2)
+    return distance_mod.grouped_teacher_values(v_t), v_s, alpha
+
+
+def _loss_and_grads(fn, groups, v_s, alpha):
+    alpha = alpha.clone().requires_grad_()
+    v_s = [v.clone().requires_grad_() for v in v_s]
+    loss = fn(groups, v_s, alpha)
+    loss.backward()
+    return [loss.detach(), alpha.grad] + [v.grad for v in v_s]
+
+
+@pytest.mark.parametrize('distance', ['l2', 'cosine', 'l1', 'kl'])
+@pytest.mark.parametrize('t_sizes, s_sizes, zero', [
+    # every pair kind: equal, block means, replication, in mixed order
+    ([(8, 8), (4, 4), (8, 8), (2, 2)], [(4, 4), (8, 8), (2, 2)], False),
+    ([(8, 8), (4, 4), (8, 8), (2, 2)], [(4, 4), (8, 8), (2, 2)], True),
+    ([(8, 6), (4, 3)], [(2, 3), (8, 6), (16, 12)], False),  # kh != kw
+    ([(7, 7), (14, 14)], [(7, 7), (28, 28)], False),
+    ([(7, 7), (8, 8)], [(4, 4), (8, 8)], False),  # 7 vs 4: adaptive bins
+])
+def test_linked_distance_equals_weighted_distance_matrix(
+        distance, t_sizes, s_sizes, zero):
+    groups, v_s, alpha = _linked_case(t_sizes, s_sizes, zero=zero)
+
+    def reference(groups, v_s, alpha):
+        dist = distance_mod.grouped_distance_matrix(groups, v_s, distance)
+        return (alpha * dist).sum(dim=2).mean(dim=0).sum()
+
+    def linked(groups, v_s, alpha):
+        return distance_mod.linked_distance(groups, v_s, alpha, distance)
+
+    expected = _loss_and_grads(reference, groups, v_s, alpha)
+    got = _loss_and_grads(linked, groups, v_s, alpha)
+    for e, g in zip(expected, got):
+        # zero maps get gradients ~1e12 (division by the 1e-12 clamp)
+        scale = max(1.0, float(e.abs().max()))
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-10 * scale)
+
+
+def test_linked_distance_keeps_no_teacher_or_resized_values():
+    """The backward holds D and one map per student, nothing of size
+    (B, S, P) or (B, T, P): the point of computing it this way."""
+    t_sizes = [(16, 16)] * 4 + [(8, 8)] * 4
+    s_sizes = [(16, 16), (8, 8), (4, 4)]
+    groups, v_s, alpha = _linked_case(t_sizes, s_sizes)
+    v_s = [v.requires_grad_() for v in v_s]
+    alpha.requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.append(t.numel()) or t, lambda t: t):
+        distance_mod.linked_distance(groups, v_s, alpha)
+    batch = 4
+    largest_student = max(batch * h * w for h, w in s_sizes)
+    assert saved and max(saved) <= largest_student
+    assert sum(saved) <= alpha.numel() + sum(v.numel() for v in v_s)
+
+
+def test_linked_distance_without_grad_matches():
+    groups, v_s, alpha = _linked_case([(8, 8), (4, 4)], [(8, 8), (2, 2)])
+    with torch.no_grad():
+        got = distance_mod.linked_distance(groups, v_s, alpha)
+    dist = distance_mod.grouped_distance_matrix(groups, v_s)
+    expected = (alpha * dist).sum(dim=2).mean(dim=0).sum()
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+
+
+def test_block_means_equal_avg_pool2d():
+    x = torch.rand(3, 2, 8 * 12, dtype=torch.float64)
+    for blocks in [(2, 2), (4, 4), (2, 3), (1, 4), (8, 1)]:
+        expected = torch.nn.functional.avg_pool2d(
+            x.view(3, 2, 8, 12), blocks).flatten(2)
+        got = distance_mod._block_means(x, (8, 12), blocks)
+        torch.testing.assert_close(got, expected, rtol=1e-14, atol=0)

@@ -10,8 +10,8 @@ from ..attention import FIXED_LINKS, LINEAR_INITS, AFDAttention, FixedLinks
 from ..distance import (
     DISTANCES,
     POOLINGS,
-    grouped_distance_matrix,
     grouped_teacher_values,
+    linked_distance,
     map_descriptors,
 )
 
@@ -247,6 +247,6 @@ class AFDLoss(nn.Module):
         # the meta-network only reads g(h): (B, C) stands in for each map
         alpha = self.attention(g_t, g_s)  # (B, T, S)
         self.last_alpha = alpha.detach().mean(dim=0)  # (T, S)
-        dist = grouped_distance_matrix(u_t, v_s, self.distance)  # (B, T, S)
-        l_afd = (alpha * dist).sum(dim=2).mean(dim=0).sum()
+        # sum_t mean_b sum_s alpha * D
+        l_afd = linked_distance(u_t, v_s, alpha, self.distance)
         return self.loss_weight * l_afd
