@@ -191,10 +191,8 @@ class AFDAttention(nn.Module):
         # in the unfactorised layer
         shift = (bn.bias + (linear.bias - linear.bias)).view(num_t, d)
         weight = linear.weight.view(num_t, d, d)  # (T, d_out, d_in)
-        mapped = torch.einsum('btd,tde->bte', queries * scale,
-                              weight)  # (B, T, d)
-        content = mapped @ centred.view(b, num_s, d).transpose(1, 2)
-        return content + (queries * shift).sum(dim=2, keepdim=True)
+        return _FactorisedContent.apply(queries, scale, shift, weight,
+                                        centred.view(b, num_s, d))
 
     def forward(self, teacher_feats, student_feats):
         """Link weights alpha, per sample.
@@ -255,6 +253,53 @@ def _update_running_stats(bns, mean, var, rows):
         bn.running_var.lerp_(v.to(bn.running_var.dtype), momentum)
 
 
+class _FactorisedContent(torch.autograd.Function):
+    """content[b, t, s] = <M_t[b], k_s[b]> + <shift_t, q_t[b]>, M_t[b] =
+    W_t^T (scale_t * q_t[b]): the end of ``_content_factorised``.
+
+    Autograd of the same ops keeps q * scale and M (each (B, T, d)) for
+    its backward besides q; this keeps q only and forms both again there
+    (one batched matrix product), with all the gradients in one node.
+    """
+
+    @staticmethod
+    def forward(ctx, queries, scale, shift, weight, keys):
+        # queries (B, T, d), scale and shift (T, d), weight (T, d, d),
+        # keys (B, S, d) -> (B, T, S)
+        ctx.save_for_backward(queries, scale, shift, weight, keys)
+        mapped = _map_queries(queries * scale, weight)  # (B, T, d)
+        content = torch.bmm(mapped, keys.transpose(1, 2))
+        return content.add_((queries * shift).sum(dim=2, keepdim=True))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        # each (B, T, d) temporary is dropped once read for the last time:
+        # this runs at the start of the student's backward, at its peak
+        queries, scale, shift, weight, keys = ctx.saved_tensors
+        scaled = queries * scale  # (B, T, d)
+        mapped = _map_queries(scaled, weight)  # (B, T, d)
+        grad_keys = torch.bmm(grad.transpose(1, 2), mapped)  # (B, S, d)
+        del mapped
+        grad_mapped = torch.bmm(grad, keys).transpose(0, 1)  # (T, B, d)
+        grad_weight = torch.bmm(scaled.transpose(0, 1).transpose(1, 2),
+                                grad_mapped)  # (T, d, d)
+        del scaled
+        grad_scaled = torch.bmm(grad_mapped,
+                                weight.transpose(1, 2)).transpose(0, 1)
+        del grad_mapped
+        row = grad.sum(dim=2, keepdim=True)  # (B, T, 1)
+        grad_scale = (grad_scaled * queries).sum(dim=0)  # (T, d)
+        grad_shift = (row * queries).sum(dim=0)  # (T, d)
+        grad_queries = grad_scaled.mul_(scale).addcmul_(row, shift)
+        return grad_queries, grad_scale, grad_shift, grad_weight, grad_keys
+
+
+def _map_queries(scaled, weight):
+    """M_t[b] = W_t^T scaled_t[b] for all t: (B, T, d)."""
+    return torch.bmm(scaled.transpose(0, 1), weight).transpose(0, 1)
+
+
 class _QuadraticForm(torch.autograd.Function):
     """var[j] = W[j] @ cov @ W[j] for a symmetric cov: diag(W cov W^T).
 
@@ -268,7 +313,7 @@ class _QuadraticForm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, cov):
         ctx.save_for_backward(weight, cov)
-        return ((weight @ cov) * weight).sum(dim=1)  # (rows, )
+        return (weight @ cov).mul_(weight).sum(dim=1)  # (rows, )
 
     @staticmethod
     @once_differentiable
@@ -276,10 +321,12 @@ class _QuadraticForm(torch.autograd.Function):
         weight, cov = ctx.saved_tensors
         grad = grad.unsqueeze(1)  # (rows, 1)
         grad_weight = grad_cov = None
-        if ctx.needs_input_grad[0]:
-            grad_weight = (weight @ cov).mul_(grad * 2)  # (rows, d)
+        # grad_cov first: its (rows, d) temporary is freed before the one
+        # of grad_weight is made
         if ctx.needs_input_grad[1]:
             grad_cov = (weight * grad).t() @ weight  # (d, d)
+        if ctx.needs_input_grad[0]:
+            grad_weight = (weight @ cov).mul_(grad * 2)  # (rows, d)
         return grad_weight, grad_cov
 
 

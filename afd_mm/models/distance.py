@@ -31,7 +31,7 @@ __all__ = [
     'POOLINGS', 'DISTANCES', 'global_descriptor', 'spatial_descriptor',
     'map_descriptors', 'teacher_values', 'student_values', 'value_distance',
     'distance_matrix', 'value_distance_matrix', 'grouped_teacher_values',
-    'grouped_distance_matrix', 'linked_distance'
+    'grouped_distance_matrix', 'linked_distance', 'teacher_block_sums'
 ]
 
 POOLINGS = ('a2', 'a1', 'max')
@@ -543,7 +543,8 @@ class _MeanSquaredDistance(torch.autograd.Function):
         return grad_u, grad_w
 
 
-def linked_distance(teacher_groups, v_s, alpha, distance='l2'):
+def linked_distance(teacher_groups, v_s, alpha, distance='l2',
+                    teacher_sums=None):
     """L_AFD = sum over t of mean over b of sum over s of alpha * D.
 
     Equal to ``(alpha * grouped_distance_matrix(teacher_groups, v_s,
@@ -563,6 +564,10 @@ def linked_distance(teacher_groups, v_s, alpha, distance='l2'):
         v_s (list[Tensor]): S student descriptors v(h_s), (B, H_s, W_s).
         alpha (Tensor): the link weights (B, T, S).
         distance (str): see ``value_distance``; default 'l2'.
+        teacher_sums (dict, optional): ``teacher_block_sums`` of
+            ``teacher_groups`` for the students' sizes, made earlier (e.g.
+            right after the teacher's forward); pairs it lacks are formed
+            here.
 
     Returns:
         Tensor: the scalar L_AFD (not yet weighted by beta).
@@ -574,10 +579,43 @@ def linked_distance(teacher_groups, v_s, alpha, distance='l2'):
     if not fused:
         dist = grouped_distance_matrix(teacher_groups, v_s, distance)
         return (alpha * dist).sum(dim=2).mean(dim=0).sum()
+    teacher_sums = dict(teacher_sums or {})
+    missing = {s for s in student_sizes for t in teacher_groups
+               if _block_ratio(s, t)[0] == 'up' and (t, s) not in teacher_sums}
+    if missing:
+        teacher_sums.update(teacher_block_sums(teacher_groups, missing))
     need_grad = torch.is_grad_enabled() and (
         alpha.requires_grad or any(v.requires_grad for v in v_s))
-    return _LinkedDistance.apply(teacher_groups, distance, need_grad, alpha,
-                                 *v_s)
+    return _LinkedDistance.apply(teacher_groups, teacher_sums, distance,
+                                 need_grad, alpha, *v_s)
+
+
+@torch.no_grad()
+def teacher_block_sums(teacher_groups, student_sizes):
+    """A^T u_t for every teacher size larger than a student size.
+
+    Where a student map is replicated up to a teacher's size (A), the
+    inner products <A v_s, u_t> are <v_s, A^T u_t>, A^T u_t being u_t
+    summed over each block: formed once per pair of sizes. An AFD loss
+    makes them right after the teacher's forward, so their temporaries
+    do not add to the memory of the student's.
+
+    Args:
+        teacher_groups (dict): see ``grouped_teacher_values``.
+        student_sizes (iterable[tuple]): the students' (H_s, W_s).
+
+    Returns:
+        dict: {(teacher size, student size): (B, n, H_s * W_s)} for the
+        pairs that ``_block_ratio`` calls 'up'.
+    """
+    sums = {}
+    for t_size, (_, u) in teacher_groups.items():
+        for s_size in student_sizes:
+            kind, blocks = _block_ratio(tuple(s_size), t_size) or (None, None)
+            if kind == 'up':
+                sums[t_size, tuple(s_size)] = _block_means(
+                    u, t_size, blocks).mul_(blocks[0] * blocks[1])
+    return sums
 
 
 def _block_ratio(student_size, teacher_size):
@@ -619,15 +657,6 @@ def _block_means(x, size, blocks):
     return y.div_(kh * kw).flatten(2)
 
 
-def _replicate(x, size, blocks):
-    """(B, n, P') maps of ``size`` with each pixel copied to a (kh, kw)
-    block: (B, n, P' kh kw)."""
-    (h, w), (kh, kw) = size, blocks
-    b, n = x.shape[:2]
-    shape = (b, n, h, kh, w, kw)
-    return x.view(b, n, h, 1, w, 1).expand(shape).reshape(b, n, -1)
-
-
 class _LinkedDistance(torch.autograd.Function):
     """``linked_distance`` for 'l2' / 'cosine' and integer size ratios.
 
@@ -643,12 +672,13 @@ class _LinkedDistance(torch.autograd.Function):
     means. dL/dx = a x + b u per (sample, teacher, student) with scalars
     a, b (the normalisation's backward folded in), so dL/dv_s = sum_t
     a A^T A v_s + b A^T u_t: a batched matrix product per pair of sizes,
-    formed here in the forward, scaled by the incoming gradient in the
-    backward.
+    accumulated in the forward into one map per student, which the
+    backward scales by the incoming gradient.
     """
 
     @staticmethod
-    def forward(ctx, teacher_groups, distance, need_grad, alpha, *v_s):
+    def forward(ctx, teacher_groups, teacher_sums, distance, need_grad,
+                alpha, *v_s):
         batch = alpha.shape[0]
         dtype = alpha.dtype
         for v in v_s:
@@ -656,69 +686,67 @@ class _LinkedDistance(torch.autograd.Function):
         for _, u in teacher_groups.values():
             dtype = torch.promote_types(dtype, u.dtype)
         weights = alpha.to(dtype) / batch  # dL/dD, (B, T, S)
-        dist = weights.new_empty(alpha.shape)  # (B, T, S)
+        dist = torch.empty_like(weights)  # (B, T, S)
+        device = alpha.device
+        teachers = [(size, torch.tensor(idx, device=device)[:, None],
+                     u.to(dtype)) for size, (idx, u) in teacher_groups.items()]
+        # |u|^2: 1, or 0 for an all-zero map; (B, n_t, 1)
+        u_sq = [torch.linalg.vector_norm(u, dim=2, keepdim=True).square_()
+                for _, _, u in teachers]
         student_groups = _group_by_size(v_s)
-        stacked = {size: torch.stack([v_s[i].to(dtype).flatten(1)
-                                      for i in idx], dim=1)
-                   for size, idx in student_groups.items()}  # (B, n_s, P_s)
-        grads = {size: torch.zeros_like(x) for size, x in stacked.items()
-                 } if need_grad else None
-        for t_size, (t_idx, u) in teacher_groups.items():
-            u = u.to(dtype)  # (B, n_t, P_t)
-            u_sq = torch.linalg.vector_norm(u, dim=2, keepdim=True)
-            u_sq = u_sq.square_()  # |u|^2: 1, or 0 for an all-zero map
-            positions = u.shape[2]
-            for s_size, s_idx in student_groups.items():
+        grads = {}
+        for s_size, s_idx in student_groups.items():
+            cols = torch.tensor(s_idx, device=device)
+            v = torch.stack([v_s[i].to(dtype).flatten(1) for i in s_idx],
+                            dim=1)  # (B, n_s, P_s)
+            grad = torch.zeros_like(v) if need_grad else None
+            for (t_size, rows, u), u_sq_t in zip(teachers, u_sq):
                 kind, blocks = _block_ratio(s_size, t_size)
-                v = stacked[s_size]  # (B, n_s, P_s)
                 x, u_at, norm_scale = v, u, 1.0
                 if kind == 'down':  # block means of v at the teacher's size
                     x = _block_means(v, s_size, blocks)
                 elif kind == 'up':  # A^T u: u summed over the copies
-                    u_at = _block_means(u, t_size, blocks).mul_(
-                        blocks[0] * blocks[1])
+                    u_at = teacher_sums[t_size, s_size].to(dtype)
                     norm_scale = math.sqrt(blocks[0] * blocks[1])
-                x_norm = torch.linalg.vector_norm(x, dim=2).unsqueeze(1)
-                x_norm = x_norm * norm_scale  # |A v_s|, (B, 1, n_s)
+                x_norm = torch.linalg.vector_norm(x, dim=2).unsqueeze_(1)
+                x_norm.mul_(norm_scale)  # |A v_s|, (B, 1, n_s)
                 denom = x_norm.clamp_min(1e-12)
-                dot = torch.bmm(u_at, x.transpose(1, 2))  # (B, n_t, n_s)
-                wu = dot / denom  # <w, u>
+                wu = torch.bmm(u_at, x.transpose(1, 2)).div_(denom)  # <w, u>
                 if distance == 'l2':
-                    w_sq = (x_norm / denom).square()  # (B, 1, n_s)
-                    d = (w_sq + u_sq - 2 * wu).div_(positions).clamp_min_(0)
+                    w_sq = (x_norm / denom).square_()  # (B, 1, n_s)
+                    d = (w_sq + u_sq_t).sub_(wu, alpha=2).div_(
+                        u.shape[2]).clamp_min_(0)
                 else:
                     d = 1 - wu
-                rows = torch.tensor(t_idx, device=dist.device)[:, None]
-                cols = torch.tensor(s_idx, device=dist.device)
-                dist[:, rows, cols] = d
-                if not need_grad:
+                dist[:, rows, cols] = d  # (B, n_t, n_s)
+                if grad is None:
                     continue
                 c = weights[:, rows, cols]  # (B, n_t, n_s)
                 unclamped = x_norm >= 1e-12
                 if distance == 'l2':  # dD/dx = q (e x - u), q = 2 / (P m)
-                    q = c * (2 / positions) / denom
-                    e = (1 - unclamped * (w_sq - wu)) / denom
-                    coef_x, coef_u = (q * e).sum(dim=1), -q
+                    q = c.mul_((2 / u.shape[2]) / denom)
+                    e = (w_sq - wu).mul_(unclamped).neg_().add_(1).div_(denom)
+                    coef_x, coef_u = (q * e).sum(dim=1), q.neg_()
                 else:  # dD/dx = (<w, u> / m^2) x - u / m
                     coef_x = (c * unclamped * wu / denom.square()).sum(dim=1)
-                    coef_u = -c / denom
-                # sum over t of coef_u A^T u_t, at the smaller size
-                part = torch.bmm(coef_u.transpose(1, 2), u_at)  # (B, n_s, .)
-                if kind == 'down':  # A^T y = y copied over blocks / (kh kw)
-                    part.addcmul_(x, coef_x.unsqueeze(2))
-                    area = blocks[0] * blocks[1]
-                    grads[s_size].add_(_replicate(part, t_size, blocks),
-                                       alpha=1 / area)
+                    coef_u = c.div_(denom).neg_()
+                coef_u = coef_u.transpose(1, 2)  # (B, n_s, n_t)
+                if kind == 'down':  # A^T y: y over each block / (kh kw)
+                    part = torch.baddbmm(x * coef_x.unsqueeze(2), coef_u, u)
+                    (h, w), (kh, kw) = t_size, blocks
+                    spread = grad.view(batch, -1, h, kh, w, kw)
+                    spread.add_(part.view(batch, -1, h, 1, w, 1),
+                                alpha=1 / (kh * kw))
                 else:  # A^T A v = v (equal) or r v (replication)
                     scale = 1.0 if kind == 'equal' else float(
                         blocks[0] * blocks[1])
-                    grads[s_size].add_(part).addcmul_(
+                    grad.baddbmm_(coef_u, u_at).addcmul_(
                         v, coef_x.unsqueeze(2), value=scale)
+            grads[s_size] = grad
         ctx.dtypes = alpha.dtype, [v.dtype for v in v_s]
         ctx.shapes = [v.shape for v in v_s]
-        ctx.places = [(size, j) for i in range(len(v_s))
-                      for size, idx in student_groups.items()
-                      for j, k in enumerate(idx) if k == i]
+        ctx.places = [(size, idx.index(i)) for i in range(len(v_s))
+                      for size, idx in student_groups.items() if i in idx]
         ctx.sizes = list(student_groups)
         saved = [dist] + ([grads[size] for size in ctx.sizes]
                           if need_grad else [])
@@ -732,14 +760,14 @@ class _LinkedDistance(torch.autograd.Function):
         batch = dist.shape[0]
         alpha_dtype, v_dtypes = ctx.dtypes
         grad_alpha = None
-        if ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[4]:
             grad_alpha = (dist * (grad / batch)).to(alpha_dtype)
         grads = dict(zip(ctx.sizes, grads))
         grad_v = []
         for i, (size, j) in enumerate(ctx.places):
-            if not ctx.needs_input_grad[4 + i] or not grads:
+            if not ctx.needs_input_grad[5 + i] or not grads:
                 grad_v.append(None)
                 continue
             g = (grads[size][:, j] * grad).view(ctx.shapes[i])
             grad_v.append(g.to(v_dtypes[i]))
-        return (None, None, None, grad_alpha, *grad_v)
+        return (None, None, None, None, grad_alpha, *grad_v)

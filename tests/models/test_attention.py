@@ -319,3 +319,22 @@ def test_candidate_embedding_loads_the_per_candidate_layout():
     out = emb(descs)
     for i, layer in enumerate(old):
         assert torch.allclose(out[:, i], layer.eval()(descs[i]), atol=1e-6)
+
+
+def test_factorised_content_values_and_gradcheck():
+    from afd_mm.models.attention import _FactorisedContent
+    gen = torch.Generator().manual_seed(0)
+    b, num_t, num_s, d = 3, 4, 2, 5
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64,
+                           requires_grad=True)
+
+    inputs = (rand(b, num_t, d), rand(num_t, d), rand(num_t, d),
+              rand(num_t, d, d), rand(b, num_s, d))
+    queries, scale, shift, weight, keys = inputs
+    mapped = torch.einsum('btd,tde->bte', queries * scale, weight)
+    expected = (mapped @ keys.transpose(1, 2)
+                + (queries * shift).sum(dim=2, keepdim=True))
+    torch.testing.assert_close(_FactorisedContent.apply(*inputs), expected)
+    assert torch.autograd.gradcheck(_FactorisedContent.apply, inputs)

@@ -13,6 +13,7 @@ from ..distance import (
     grouped_teacher_values,
     linked_distance,
     map_descriptors,
+    teacher_block_sums,
 )
 
 LINKS = ('afd', ) + FIXED_LINKS
@@ -26,10 +27,13 @@ class TeacherDescriptors(NamedTuple):
         values (dict): the teacher values u_t stacked per spatial size,
             ``{(H_t, W_t): (positions among the T, (B, n, P))}`` (see
             ``distance.grouped_teacher_values``).
+        sums (dict): the values summed over blocks for the student sizes
+            they are compared at (``distance.teacher_block_sums``).
     """
 
     g: list
     values: dict
+    sums: dict
 
 
 def _check_choice(key, value, allowed):
@@ -132,6 +136,8 @@ class AFDLoss(nn.Module):
                 f'`embed_dim` key of AFDLoss; the paper uses 128).')
         self.teacher_channels = [int(shape[0]) for shape in teacher_shapes]
         self.student_channels = [int(shape[0]) for shape in student_shapes]
+        self.student_sizes = {tuple(int(x) for x in shape[1:])
+                              for shape in student_shapes}
         self.loss_weight = loss_weight
         self.distance = distance
         self.pooling = pooling
@@ -187,7 +193,11 @@ class AFDLoss(nn.Module):
         """
         self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
         g_t, v_t = self._descriptors(teacher_feats, detach=True)
-        return TeacherDescriptors(g_t, grouped_teacher_values(v_t))
+        values = grouped_teacher_values(v_t)
+        sums = {}
+        if self.distance in ('l2', 'cosine'):  # see linked_distance
+            sums = teacher_block_sums(values, self.student_sizes)
+        return TeacherDescriptors(g_t, values, sums)
 
     def _check_feats(self, feats, channels, side):
         if isinstance(feats, TeacherDescriptors):  # check g (B, C_t)
@@ -242,11 +252,11 @@ class AFDLoss(nn.Module):
         self._check_feats(student_feats, self.student_channels, 'student')
         # g(h) (B, C) of every candidate, the teacher values u_t grouped by
         # size and the students' v(h) (B, H, W), each read once
-        g_t, u_t = teacher_feats
+        g_t, u_t, sums_t = teacher_feats
         g_s, v_s = self._descriptors(student_feats, detach=False)
         # the meta-network only reads g(h): (B, C) stands in for each map
         alpha = self.attention(g_t, g_s)  # (B, T, S)
         self.last_alpha = alpha.detach().mean(dim=0)  # (T, S)
         # sum_t mean_b sum_s alpha * D
-        l_afd = linked_distance(u_t, v_s, alpha, self.distance)
+        l_afd = linked_distance(u_t, v_s, alpha, self.distance, sums_t)
         return self.loss_weight * l_afd
