@@ -218,7 +218,7 @@ class AFDAttention(nn.Module):
         content = self._content_factorised(keys, queries)  # (B, T, S)
         position = self.pos_t @ self.pos_s.t()  # (T, S)
         logits = (content + position) / math.sqrt(self.embed_dim)
-        return logits.softmax(dim=2)  # (B, T, S)
+        return _SoftmaxLastDim.apply(logits)  # (B, T, S)
 
 
 def _plain_bn(bn, training, rows):
@@ -251,6 +251,29 @@ def _update_running_stats(bns, mean, var, rows):
             momentum = 1.0 / float(bn.num_batches_tracked)
         bn.running_mean.lerp_(m.to(bn.running_mean.dtype), momentum)
         bn.running_var.lerp_(v.to(bn.running_var.dtype), momentum)
+
+
+class _SoftmaxLastDim(torch.autograd.Function):
+    """``x.softmax(dim=-1)`` from elementwise ops and two reductions.
+
+    On CPU PyTorch's softmax kernel is slow for a short last dim such as
+    the S students (about 0.3 ms for (64, 27, 9), several times the
+    elementwise ops); same values up to float rounding, backward
+    y * (g - <g, y>).
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        y = (x - x.amax(dim=-1, keepdim=True)).exp_()
+        y = y.div_(y.sum(dim=-1, keepdim=True))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        y, = ctx.saved_tensors
+        return grad.sub((grad * y).sum(dim=-1, keepdim=True)).mul_(y)
 
 
 class _FactorisedContent(torch.autograd.Function):

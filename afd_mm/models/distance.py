@@ -13,13 +13,17 @@ H x W a map's spatial size, P = H_t * W_t positions of a teacher map.
   from the descriptors, ``grouped_distance_matrix`` from teacher values
   already stacked per size by ``grouped_teacher_values``), with the
   student values computed once per distinct teacher spatial size.
+* ``linked_distance`` L_AFD = sum_t mean_b sum_s alpha D itself, what
+  ``AFDLoss`` calls: for 'l2' and 'cosine' between sizes of integer ratio
+  it never resizes a student map to a teacher's size (each inner product
+  is taken at the smaller size, ``teacher_block_sums``), and its backward
+  keeps one map per student instead of the teacher values.
 
-Speed (``tools/benchmark_speed.py``): candidates of one size are handled by
-one batched op, never a Python loop over pairs; integer resizes are plain
-pooling or replication; the l2 and cosine distances of all teachers of one
-size are one batched op whose backward is two matrix products; g and v of a
-map, and the L2 normalisation, have hand-written one- or two-op backwards.
-Every function gives the values (and gradients) of the formula it names.
+Speed and memory (``tools/benchmark_speed.py``): candidates of one size are
+handled by one batched op, never a Python loop over pairs; integer resizes
+are block means or replication; g and v of a map, and the L2
+normalisation, have hand-written one- or two-op backwards. Every function
+gives the values (and gradients) of the formula it names.
 """
 import math
 
@@ -618,6 +622,21 @@ def teacher_block_sums(teacher_groups, student_sizes):
     return sums
 
 
+def _block_index(rows, cols, device):
+    """``[:, rows, cols]`` of a (B, T, S) tensor as basic indexing (a view)
+    when both position lists are consecutive, else as index tensors
+    (rows as a column, so the pair selects the (n_t, n_s) block)."""
+    def consecutive(positions):
+        return list(positions) == list(
+            range(positions[0], positions[0] + len(positions)))
+
+    if consecutive(rows) and consecutive(cols):
+        return (slice(None), slice(rows[0], rows[0] + len(rows)),
+                slice(cols[0], cols[0] + len(cols)))
+    return (slice(None), torch.tensor(rows, device=device)[:, None],
+            torch.tensor(cols, device=device))
+
+
 def _block_ratio(student_size, teacher_size):
     """How a student map of ``student_size`` reaches ``teacher_size``.
 
@@ -688,19 +707,19 @@ class _LinkedDistance(torch.autograd.Function):
         weights = alpha.to(dtype) / batch  # dL/dD, (B, T, S)
         dist = torch.empty_like(weights)  # (B, T, S)
         device = alpha.device
-        teachers = [(size, torch.tensor(idx, device=device)[:, None],
-                     u.to(dtype)) for size, (idx, u) in teacher_groups.items()]
+        teachers = [(size, idx, u.to(dtype))
+                    for size, (idx, u) in teacher_groups.items()]
         # |u|^2: 1, or 0 for an all-zero map; (B, n_t, 1)
         u_sq = [torch.linalg.vector_norm(u, dim=2, keepdim=True).square_()
                 for _, _, u in teachers]
         student_groups = _group_by_size(v_s)
         grads = {}
         for s_size, s_idx in student_groups.items():
-            cols = torch.tensor(s_idx, device=device)
             v = torch.stack([v_s[i].to(dtype).flatten(1) for i in s_idx],
                             dim=1)  # (B, n_s, P_s)
             grad = torch.zeros_like(v) if need_grad else None
-            for (t_size, rows, u), u_sq_t in zip(teachers, u_sq):
+            for (t_size, t_idx, u), u_sq_t in zip(teachers, u_sq):
+                block = _block_index(t_idx, s_idx, device)
                 kind, blocks = _block_ratio(s_size, t_size)
                 x, u_at, norm_scale = v, u, 1.0
                 if kind == 'down':  # block means of v at the teacher's size
@@ -718,18 +737,18 @@ class _LinkedDistance(torch.autograd.Function):
                         u.shape[2]).clamp_min_(0)
                 else:
                     d = 1 - wu
-                dist[:, rows, cols] = d  # (B, n_t, n_s)
+                dist[block] = d  # (B, n_t, n_s)
                 if grad is None:
                     continue
-                c = weights[:, rows, cols]  # (B, n_t, n_s)
+                c = weights[block]  # (B, n_t, n_s), maybe a view
                 unclamped = x_norm >= 1e-12
                 if distance == 'l2':  # dD/dx = q (e x - u), q = 2 / (P m)
-                    q = c.mul_((2 / u.shape[2]) / denom)
+                    q = c * ((2 / u.shape[2]) / denom)
                     e = (w_sq - wu).mul_(unclamped).neg_().add_(1).div_(denom)
                     coef_x, coef_u = (q * e).sum(dim=1), q.neg_()
                 else:  # dD/dx = (<w, u> / m^2) x - u / m
                     coef_x = (c * unclamped * wu / denom.square()).sum(dim=1)
-                    coef_u = c.div_(denom).neg_()
+                    coef_u = (c / denom).neg_()
                 coef_u = coef_u.transpose(1, 2)  # (B, n_s, n_t)
                 if kind == 'down':  # A^T y: y over each block / (kh kw)
                     part = torch.baddbmm(x * coef_x.unsqueeze(2), coef_u, u)

@@ -338,3 +338,12 @@ def test_factorised_content_values_and_gradcheck():
                 + (queries * shift).sum(dim=2, keepdim=True))
     torch.testing.assert_close(_FactorisedContent.apply(*inputs), expected)
     assert torch.autograd.gradcheck(_FactorisedContent.apply, inputs)
+
+
+def test_softmax_last_dim_values_and_gradcheck():
+    from afd_mm.models.attention import _SoftmaxLastDim
+    x = torch.randn(3, 4, 5, dtype=torch.float64) * 30  # large logits
+    x[0, 0] = -1e4  # a row far below zero: the max is subtracted first
+    x.requires_grad_()
+    torch.testing.assert_close(_SoftmaxLastDim.apply(x), x.softmax(dim=-1))
+    assert torch.autograd.gradcheck(_SoftmaxLastDim.apply, (x, ))
