@@ -12,6 +12,7 @@ student forward + CE + backward + step, with no recorder, loss or KD::
         [--iters 20] [--warmup 3] [--methods floor,afd,kd,at,...]
         [--device cpu|cuda] [--mem-iters 3] [--threads N]
         [--mem-mode subprocess|inprocess] [--mem-procs 3]
+        [--malloc keep|default]
 
 Methods: ``floor``; ``afd`` (``configs/afd_<pair>.py``: AFD + KD 0.9);
 ``kd``, ``at``, ``fitnet``, ``rkd``, ``crd``, ``l2t``: the shipped
@@ -61,6 +62,14 @@ from run to run.
 On a CPU shared with other jobs use ``--threads 1``: with more threads
 than free cores every parallel op waits for a descheduled thread, which
 swamps the differences being measured.
+
+Allocator (CPU, ``--malloc``): by default the timed steps run as
+``tools/train.py`` runs them, with glibc keeping freed memory for reuse
+(``afd_mm/utils/malloc.py``). ``--malloc default`` keeps glibc's own
+behaviour, where each step's backward returns memory that the next step
+faults back in: every method is slower, and by how much depends on where
+its allocations land in the heap, which adds a few per cent of noise to
+the ratios.
 """
 import argparse
 import contextlib
@@ -90,6 +99,7 @@ from torch.utils._pytree import tree_leaves  # noqa: E402
 
 import afd_mm  # noqa: E402,F401  (registers)
 from afd_mm.registry import MODELS  # noqa: E402
+from afd_mm.utils.malloc import MALLOC_ENV, keep_freed_memory  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -151,6 +161,13 @@ def parse_args(argv=None):
                         help='fresh processes per method in subprocess '
                         'mode, median taken (default 3: RSS varies by a '
                         'few %% from process to process)')
+    parser.add_argument('--malloc', default='keep',
+                        choices=('keep', 'default'),
+                        help='CPU timed rounds: glibc keeps freed memory '
+                        'for reuse, as tools/train.py sets it (keep, '
+                        'default; afd_mm/utils/malloc.py), or glibc\'s own '
+                        'behaviour, which faults freed pages back in every '
+                        'step (default)')
     parser.add_argument('--probe-out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
@@ -506,6 +523,8 @@ def main(argv=None):
     if args.device == 'cpu' and not osp.exists('/proc/self/clear_refs'):
         raise RuntimeError('CPU peak memory needs Linux /proc/self/'
                            'clear_refs; run with --device cuda.')
+    if args.malloc == 'keep':  # as tools/train.py runs a step
+        keep_freed_memory({MALLOC_ENV: 'keep'})
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     bsz = args.batch or PAIRS[args.pair]['batch']
@@ -530,6 +549,8 @@ def main(argv=None):
     results = {m: (times[m], peaks[m], tensors[m]) for m in runs}
     title = (f'{args.pair}, batch {bsz}, {args.iters} timed steps per '
              f'method (medians), {device_name(args.device)}')
+    if args.device == 'cpu':
+        title += f', malloc {args.malloc}'
     table = format_table(results, title, args.device)
     print_log('\n' + table, logger='current')
     return results, table

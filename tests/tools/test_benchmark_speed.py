@@ -37,12 +37,15 @@ def test_table_has_a_numeric_row_per_method():
     assert tensor['afd'] > tensor['floor']
     assert tensor['kd'] < tensor['afd']
     assert 'r56_r20, batch 2' in table and 'CPU' in table
+    assert 'malloc keep' in table  # the timed steps run as tools/train.py
 
 
 def test_memory_of_each_method_in_its_own_process():
     results, table = benchmark_speed.main(TINY + ['--methods', 'kd',
-                                                  '--mem-procs', '1'])
+                                                  '--mem-procs', '1',
+                                                  '--malloc', 'default'])
     rows = _rows(table)
+    assert 'malloc default' in table
     assert list(rows) == ['floor', 'kd']
     assert all(v[2] > 1 and v[4] > 0 for v in rows.values())
 
