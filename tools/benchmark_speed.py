@@ -283,7 +283,8 @@ def _status_kib(key):
 
 
 _LIBC = None
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_KEPT = [False]  # True once main() has applied keep_freed_memory
 
 
 def _libc():
@@ -300,15 +301,21 @@ def _mmap_large_blocks():
     glibc otherwise raises this threshold as large blocks are freed and
     keeps them in its heap, where their placement decides how much RSS a
     step holds: noise of tens of MiB that a GPU's ``max_memory_allocated``
-    does not have. Set for the memory rounds only (it makes every
+    does not have. Freed heap tops go back at glibc's initial 128 KiB
+    trim threshold. Set for the memory rounds only (it makes every
     allocation fault its pages in, which would slow the timed steps);
-    afterwards 32 MiB, the top of glibc's own dynamic threshold.
+    afterwards ``--malloc keep``'s settings again, or a 32 MiB mmap
+    threshold, the top of glibc's own dynamic one.
     """
     _libc().mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
+    _libc().mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
     try:
         yield
     finally:
-        _libc().mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+        if _KEPT[0]:
+            keep_freed_memory({MALLOC_ENV: 'keep'})
+        else:
+            _libc().mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
 
 
 def _reset_cpu_peak():
@@ -523,8 +530,8 @@ def main(argv=None):
     if args.device == 'cpu' and not osp.exists('/proc/self/clear_refs'):
         raise RuntimeError('CPU peak memory needs Linux /proc/self/'
                            'clear_refs; run with --device cuda.')
-    if args.malloc == 'keep':  # as tools/train.py runs a step
-        keep_freed_memory({MALLOC_ENV: 'keep'})
+    if args.malloc == 'keep' and not args.probe_out:  # as tools/train.py
+        _KEPT[0] = keep_freed_memory({MALLOC_ENV: 'keep'})
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     bsz = args.batch or PAIRS[args.pair]['batch']
