@@ -621,6 +621,31 @@ def teacher_block_sums(teacher_groups, student_sizes):
     return sums
 
 
+def _distance_grad_coefficients(distance, c, x_norm, denom, wu, w_sq,
+                                positions):
+    """(a summed over teachers, b) of dL/dx = a x + b u for one block.
+
+    Args:
+        distance (str): 'l2' or 'cosine'.
+        c (Tensor): dL/dD = alpha / B, (B, n_t, n_s).
+        x_norm, denom (Tensor): |x| and max(|x|, 1e-12), (B, 1, n_s).
+        wu (Tensor): <w, u>, (B, n_t, n_s).
+        w_sq (Tensor): |w|^2 (B, 1, n_s), for 'l2'.
+        positions (int): P of the teacher maps.
+
+    Returns:
+        tuple[Tensor, Tensor]: (B, n_s) and (B, n_t, n_s).
+    """
+    unclamped = x_norm >= 1e-12  # else the normalisation divided by 1e-12
+    if distance == 'l2':  # dD/dx = q (e x - u), q = 2 / (P m)
+        q = c * ((2 / positions) / denom)
+        e = (w_sq - wu).mul_(unclamped).neg_().add_(1).div_(denom)
+        return (q * e).sum(dim=1), q.neg_()
+    # cosine: dD/dx = (<w, u> / m^2) x - u / m
+    return ((c * unclamped * wu / denom.square()).sum(dim=1),
+            (c / denom).neg_())
+
+
 def _block_index(rows, cols, device):
     """``[:, rows, cols]`` of a (B, T, S) tensor as basic indexing (a view)
     when both position lists are consecutive, else as index tensors
@@ -739,21 +764,15 @@ class _LinkedDistance(torch.autograd.Function):
                 dist[block] = d  # (B, n_t, n_s)
                 if grad is None:
                     continue
-                c = weights[block]  # (B, n_t, n_s), maybe a view
-                unclamped = x_norm >= 1e-12
-                if distance == 'l2':  # dD/dx = q (e x - u), q = 2 / (P m)
-                    q = c * ((2 / u.shape[2]) / denom)
-                    e = (w_sq - wu).mul_(unclamped).neg_().add_(1).div_(denom)
-                    coef_x, coef_u = (q * e).sum(dim=1), q.neg_()
-                else:  # dD/dx = (<w, u> / m^2) x - u / m
-                    coef_x = (c * unclamped * wu / denom.square()).sum(dim=1)
-                    coef_u = (c / denom).neg_()
+                coef_x, coef_u = _distance_grad_coefficients(
+                    distance, weights[block], x_norm, denom, wu,
+                    w_sq if distance == 'l2' else None, u.shape[2])
                 coef_u = coef_u.transpose(1, 2)  # (B, n_s, n_t)
                 if kind == 'down':  # A^T y: y over each block / (kh kw)
                     part = torch.baddbmm(x * coef_x.unsqueeze(2), coef_u, u)
-                    (h, w), (kh, kw) = t_size, blocks
-                    spread = grad.view(batch, -1, h, kh, w, kw)
-                    spread.add_(part.view(batch, -1, h, 1, w, 1),
+                    (out_h, out_w), (kh, kw) = t_size, blocks
+                    spread = grad.view(batch, -1, out_h, kh, out_w, kw)
+                    spread.add_(part.view(batch, -1, out_h, 1, out_w, 1),
                                 alpha=1 / (kh * kw))
                 else:  # A^T A v = v (equal) or r v (replication)
                     scale = 1.0 if kind == 'equal' else float(
