@@ -576,25 +576,30 @@ def linked_distance(teacher_groups, v_s, alpha, distance='l2',
         Tensor: the scalar L_AFD (not yet weighted by beta).
     """
     student_sizes = {tuple(v.shape[-2:]) for v in v_s}
-    fused = distance in ('l2', 'cosine') and all(
-        _block_ratio(s, t) is not None for s in student_sizes
-        for t in teacher_groups)
-    if not fused:
+    if not _linked(distance, student_sizes, teacher_groups):
         dist = grouped_distance_matrix(teacher_groups, v_s, distance)
         return (alpha * dist).sum(dim=2).mean(dim=0).sum()
     teacher_sums = dict(teacher_sums or {})
     missing = {s for s in student_sizes for t in teacher_groups
                if _block_ratio(s, t)[0] == 'up' and (t, s) not in teacher_sums}
     if missing:
-        teacher_sums.update(teacher_block_sums(teacher_groups, missing))
+        teacher_sums.update(
+            teacher_block_sums(teacher_groups, missing, distance))
     need_grad = torch.is_grad_enabled() and (
         alpha.requires_grad or any(v.requires_grad for v in v_s))
     return _LinkedDistance.apply(teacher_groups, teacher_sums, distance,
                                  need_grad, alpha, *v_s)
 
 
+def _linked(distance, student_sizes, teacher_sizes):
+    """Whether ``linked_distance`` uses ``_LinkedDistance`` for these."""
+    return distance in ('l2', 'cosine') and all(
+        _block_ratio(s, t) is not None for s in student_sizes
+        for t in teacher_sizes)
+
+
 @torch.no_grad()
-def teacher_block_sums(teacher_groups, student_sizes):
+def teacher_block_sums(teacher_groups, student_sizes, distance='l2'):
     """A^T u_t for every teacher size larger than a student size.
 
     Where a student map is replicated up to a teacher's size (A), the
@@ -606,17 +611,22 @@ def teacher_block_sums(teacher_groups, student_sizes):
     Args:
         teacher_groups (dict): see ``grouped_teacher_values``.
         student_sizes (iterable[tuple]): the students' (H_s, W_s).
+        distance (str): the distance ``linked_distance`` will compute;
+            nothing is formed where it does not read these sums.
 
     Returns:
         dict: {(teacher size, student size): (B, n, H_s * W_s)} for the
         pairs that ``_block_ratio`` calls 'up'.
     """
+    student_sizes = {tuple(size) for size in student_sizes}
+    if not _linked(distance, student_sizes, teacher_groups):
+        return {}
     sums = {}
     for t_size, (_, u) in teacher_groups.items():
         for s_size in student_sizes:
-            kind, blocks = _block_ratio(tuple(s_size), t_size) or (None, None)
+            kind, blocks = _block_ratio(s_size, t_size)
             if kind == 'up':
-                sums[t_size, tuple(s_size)] = _block_means(
+                sums[t_size, s_size] = _block_means(
                     u, t_size, blocks).mul_(blocks[0] * blocks[1])
     return sums
 

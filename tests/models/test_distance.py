@@ -293,3 +293,23 @@ def test_block_means_equal_avg_pool2d():
             x.view(3, 2, 8, 12), blocks).flatten(2)
         got = distance_mod._block_means(x, (8, 12), blocks)
         torch.testing.assert_close(got, expected, rtol=1e-14, atol=0)
+
+
+def test_teacher_block_sums_only_where_linked_distance_reads_them():
+    groups, v_s, alpha = _linked_case([(8, 8), (4, 4)], [(4, 4), (2, 2)])
+    sizes = [(4, 4), (2, 2)]
+    sums = distance_mod.teacher_block_sums(groups, sizes, 'l2')
+    # teacher 8x8 is compared with students 4x4 and 2x2, teacher 4x4 with
+    # 2x2: u summed over 2x2, 4x4 and 2x2 blocks
+    assert set(sums) == {((8, 8), (4, 4)), ((8, 8), (2, 2)),
+                         ((4, 4), (2, 2))}
+    u8 = groups[(8, 8)][1].view(4, 1, 8, 8)
+    expected = torch.nn.functional.avg_pool2d(u8, 4) * 16
+    torch.testing.assert_close(sums[(8, 8), (2, 2)],
+                               expected.flatten(2), rtol=1e-12, atol=0)
+    assert distance_mod.teacher_block_sums(groups, sizes, 'l1') == {}
+    assert distance_mod.teacher_block_sums(groups, [(3, 3)], 'l2') == {}
+    # given or formed on the fly: the same loss
+    with_sums = distance_mod.linked_distance(groups, v_s, alpha, 'l2', sums)
+    without = distance_mod.linked_distance(groups, v_s, alpha, 'l2')
+    torch.testing.assert_close(with_sums, without, rtol=1e-14, atol=0)

@@ -194,9 +194,7 @@ class AFDLoss(nn.Module):
         self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
         g_t, v_t = self._descriptors(teacher_feats, detach=True)
         values = grouped_teacher_values(v_t)
-        sums = {}
-        if self.distance in ('l2', 'cosine'):  # see linked_distance
-            sums = teacher_block_sums(values, self.student_sizes)
+        sums = teacher_block_sums(values, self.student_sizes, self.distance)
         return TeacherDescriptors(g_t, values, sums)
 
     def _check_feats(self, feats, channels, side):
