@@ -73,8 +73,6 @@ the ratios.
 """
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import importlib
 import json
@@ -99,7 +97,12 @@ from torch.utils._pytree import tree_leaves  # noqa: E402
 
 import afd_mm  # noqa: E402,F401  (registers)
 from afd_mm.registry import MODELS  # noqa: E402
-from afd_mm.utils.malloc import MALLOC_ENV, keep_freed_memory  # noqa: E402
+from afd_mm.utils.malloc import (  # noqa: E402
+    MALLOC_ENV,
+    keep_freed_memory,
+    set_thresholds,
+    trim_heap,
+)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -282,16 +285,7 @@ def _status_kib(key):
     raise RuntimeError(f'{key} not in /proc/self/status')
 
 
-_LIBC = None
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _KEPT = [False]  # True once main() has applied keep_freed_memory
-
-
-def _libc():
-    global _LIBC
-    if _LIBC is None:
-        _LIBC = ctypes.CDLL(ctypes.util.find_library('c'))
-    return _LIBC
 
 
 @contextlib.contextmanager
@@ -307,21 +301,20 @@ def _mmap_large_blocks():
     afterwards ``--malloc keep``'s settings again, or a 32 MiB mmap
     threshold, the top of glibc's own dynamic one.
     """
-    _libc().mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
-    _libc().mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+    set_thresholds(64 * 1024, 128 * 1024)
     try:
         yield
     finally:
         if _KEPT[0]:
             keep_freed_memory({MALLOC_ENV: 'keep'})
         else:
-            _libc().mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+            set_thresholds(32 * 1024 * 1024, 128 * 1024)
 
 
 def _reset_cpu_peak():
     """Trim the heap, reset VmHWM; return the RSS in bytes."""
     gc.collect()
-    _libc().malloc_trim(0)
+    trim_heap()
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')
     return 1024 * _status_kib('VmRSS')

@@ -21,7 +21,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ['keep_freed_memory', 'MALLOC_ENV']
+__all__ = ['keep_freed_memory', 'set_thresholds', 'trim_heap', 'MALLOC_ENV']
 
 MALLOC_ENV = 'AFD_MM_MALLOC'
 
@@ -60,16 +60,46 @@ def keep_freed_memory(environ=None):
             'behaviour), or unset it.')
     if mode == 'default' or any(key in environ for key in _GLIBC_ENV):
         return False
+    return set_thresholds(_MMAP_THRESHOLD, _TRIM_THRESHOLD)
+
+
+def set_thresholds(mmap_threshold, trim_threshold):
+    """glibc's ``mallopt`` of M_MMAP_THRESHOLD and M_TRIM_THRESHOLD.
+
+    Setting either also stops glibc from adjusting them itself.
+
+    Args:
+        mmap_threshold (int): bytes from which a block gets its own mmap.
+        trim_threshold (int): free bytes at the heap's top above which
+            they go back to the system.
+
+    Returns:
+        bool: whether both were set (False on another C library).
+    """
     libc = _glibc()
-    if libc is None:
-        return False
-    # setting either threshold also stops glibc from moving them itself
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-                and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    return libc is not None and bool(
+        libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))
+        and libc.mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
+
+
+def trim_heap():
+    """glibc's ``malloc_trim(0)``: free heap memory goes back to the
+    system now. Returns whether any did (False on another C library)."""
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(0))
+
+
+_LIBC = []  # [the process's glibc or None], looked up once
 
 
 def _glibc():
     """The process's glibc, or None for another C library."""
+    if not _LIBC:
+        _LIBC.append(_find_glibc())
+    return _LIBC[0]
+
+
+def _find_glibc():
     name = ctypes.util.find_library('c')
     if name is None:
         return None
@@ -77,6 +107,7 @@ def _glibc():
         libc = ctypes.CDLL(name)
         libc.gnu_get_libc_version  # glibc only
         libc.mallopt
+        libc.malloc_trim
     except (OSError, AttributeError):
         return None
     return libc

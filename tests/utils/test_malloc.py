@@ -68,3 +68,16 @@ def test_keep_stops_faulting_freed_memory_back_in():
     pages = 5 * 64 * 2**20 // resource.getpagesize()
     assert faults['default'] > pages / 2  # most pages faulted again
     assert faults['keep'] < pages / 20
+
+
+@glibc
+def test_set_thresholds_and_trim_heap_reach_glibc():
+    # glibc's own defaults, so the test process is left as it would be
+    assert malloc.set_thresholds(128 * 1024, 128 * 1024) is True
+    assert isinstance(malloc.trim_heap(), bool)
+
+
+def test_set_thresholds_elsewhere_is_a_no_op(monkeypatch):
+    monkeypatch.setattr(malloc, '_glibc', lambda: None)
+    assert malloc.set_thresholds(1, 1) is False
+    assert malloc.trim_heap() is False
