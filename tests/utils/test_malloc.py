@@ -72,7 +72,7 @@ def test_keep_stops_faulting_freed_memory_back_in():
 
 @glibc
 def test_set_thresholds_and_trim_heap_reach_glibc():
-    # glibc's own defaults, so the test process is left as it would be
+    # glibc's initial values of both thresholds
     assert malloc.set_thresholds(128 * 1024, 128 * 1024) is True
     assert isinstance(malloc.trim_heap(), bool)
 
