@@ -200,7 +200,10 @@ class ProgressHook(Hook):
                 time.time() - self._last < self.every:
             return
         self._last = time.time()
-        loss = float((outputs or {}).get('loss', float('nan')))
+        loss = (outputs or {}).get('loss', float('nan'))
+        if hasattr(loss, 'detach'):  # a tensor of the step, in the graph
+            loss = loss.detach()
+        loss = float(loss)
         say(f'  [{self.stage}] epoch {runner.epoch + 1}/{runner.max_epochs} '
             f'iter {batch_idx + 1}/{len(runner.train_dataloader)}  '
             f'loss {loss:.3f}  | {self.progress.status()}')
