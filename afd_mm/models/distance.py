@@ -265,7 +265,8 @@ class _StudentValues(torch.autograd.Function):
         ctx.size = size
         ctx.inputs = [(v.shape, v.dtype) for v in v_s]
         # only adaptive pooling's backward reads its input (for its size)
-        kept = [v for v in v_s if not _integer_ratio(v.shape[-2:], size)]
+        kept = [v for v in v_s
+                if _block_ratio(tuple(v.shape[-2:]), size) is None]
         ctx.save_for_backward(*normalised, *kept)
         return w
 
@@ -281,8 +282,8 @@ class _StudentValues(torch.autograd.Function):
                 grads.append(None)
                 continue
             g = grad[:, i].reshape(batch, out_h, out_w)
-            v = (None if _integer_ratio(shape[-2:], ctx.size) else
-                 next(kept))
+            v = (None if _block_ratio(tuple(shape[-2:]), ctx.size)
+                 else next(kept))
             grads.append(_resize_backward(g, shape, v).to(dtype))
         return tuple(grads)
 
@@ -312,14 +313,6 @@ def _resize_into(out, v):
     else:
         out.copy_(F.adaptive_avg_pool2d(v.unsqueeze(1), (out_h, out_w))
                   .squeeze(1))
-
-
-def _integer_ratio(in_size, out_size):
-    """Whether ``_resize_into`` pools in_size to out_size without
-    ``adaptive_avg_pool2d`` (equal sizes, exact blocks or replication)."""
-    (h, w), (out_h, out_w) = in_size, out_size
-    return ((h % out_h == 0 and w % out_w == 0)
-            or (out_h % h == 0 and out_w % w == 0))
 
 
 def _resize_backward(grad, shape, v=None):
