@@ -5,7 +5,7 @@ STAMP := $(VENV)/.afd_mm_installed
 
 .PHONY: install test lint demo
 
-$(STAMP): setup.cfg
+$(STAMP): setup.cfg setup.py afd_mm/ops/csrc/descriptors.c
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[tests]'
 	touch $(STAMP)

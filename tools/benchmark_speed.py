@@ -15,6 +15,9 @@ student forward + CE + backward + step, with no recorder, loss or KD::
         [--malloc keep|default]
 
 Methods: ``floor``; ``afd`` (``configs/afd_<pair>.py``: AFD + KD 0.9);
+``afd_torch``, the same with afd_mm's C kernel switched off
+(``AFD_MM_KERNELS=0`` during its steps: g and v by PyTorch ops, what the
+kernel buys, measured beside it);
 ``kd``, ``at``, ``fitnet``, ``rkd``, ``crd``, ``l2t``: the shipped
 ``configs/baselines/<method>_<pair>.py`` (KD 0.9 included, as there), or
 for a pair without one, the AFD config with that loss on the stage ends
@@ -76,6 +79,7 @@ import contextlib
 import gc
 import importlib
 import json
+import os
 import os.path as osp
 import platform
 import statistics
@@ -96,6 +100,7 @@ from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils._pytree import tree_leaves  # noqa: E402
 
 import afd_mm  # noqa: E402,F401  (registers)
+from afd_mm.ops import KERNEL_ENV  # noqa: E402
 from afd_mm.registry import MODELS  # noqa: E402
 from afd_mm.utils.malloc import (  # noqa: E402
     MALLOC_ENV,
@@ -131,7 +136,8 @@ FALLBACKS = {
     'crd': (dict(type='afd_mm.CRDLoss'), _POOLED),
     'l2t': (dict(type='afd_mm.L2TLoss'), _STAGES),
 }
-METHODS = ('floor', 'afd', 'kd', 'at', 'fitnet', 'rkd', 'crd', 'l2t')
+METHODS = ('floor', 'afd', 'afd_torch', 'kd', 'at', 'fitnet', 'rkd', 'crd',
+           'l2t')
 
 
 def parse_args(argv=None):
@@ -188,7 +194,7 @@ def config_path(pair, method):
     """configs/baselines/<method>_<pair>.py if shipped, else the AFD one."""
     name = PAIRS[pair]['name']
     path = osp.join(REPO, 'configs', 'baselines', f'{method}_{name}.py')
-    if method in ('floor', 'afd') or not osp.isfile(path):
+    if method in ('floor', 'afd', 'afd_torch') or not osp.isfile(path):
         path = osp.join(REPO, 'configs', f'afd_{name}.py')
     return path
 
@@ -203,7 +209,8 @@ def model_config(pair, method, lr=None):
     cfg.teacher_ckpt = None
     if method == 'floor':
         cfg.distill_loss, cfg.kd_weight = None, 0.0
-    elif method != 'afd' and osp.basename(path).startswith('afd_'):
+    elif (method not in ('afd', 'afd_torch')
+          and osp.basename(path).startswith('afd_')):
         loss, recorder = FALLBACKS[method]
         if loss is not None and loss['type'] == 'afd_mm.CRDLoss':
             loss = dict(loss, num_data=PAIRS[pair]['num_data'])
@@ -260,6 +267,20 @@ def train_step(model, optimizer, inputs, data_samples, floor):
     loss.backward()
     optimizer.step()
     optimizer.zero_grad()
+
+
+@contextlib.contextmanager
+def _kernels(enabled):
+    """afd_mm's C kernels on (as trained) or off (``AFD_MM_KERNELS=0``)."""
+    before = os.environ.get(KERNEL_ENV)
+    os.environ[KERNEL_ENV] = '1' if enabled else '0'
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[KERNEL_ENV]
+        else:
+            os.environ[KERNEL_ENV] = before
 
 
 def _sync(device):
@@ -403,7 +424,9 @@ def build_run(pair, method, device, optim_cfg, inputs, samples):
         model, optimizer = build(pair, method, device, optim_cfg)
 
         def run():
-            train_step(model, optimizer, inputs, samples, method == 'floor')
+            with _kernels(method != 'afd_torch'):
+                train_step(model, optimizer, inputs, samples,
+                           method == 'floor')
 
         run()  # creates the optimizer state counted by state_bytes
     except Exception as err:  # only L2T is optional

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from afd_mm.ops import kernel_descriptors
+
 __all__ = [
     'POOLINGS', 'DISTANCES', 'global_descriptor', 'spatial_descriptor',
     'map_descriptors', 'teacher_values', 'student_values', 'value_distance',
@@ -119,12 +121,18 @@ _CHUNK_ELEMENTS = 1 << 17
 def _chunked_descriptors(h, pooling):
     """g(h) and v(h) for 'a2' / 'a1', on CPU a few samples at a time.
 
-    g is one reduction over the whole map. ``h.pow(2).mean(dim=1)`` would
-    write and read back a temporary of the map's size; on CPU, h ** 2 (or
-    |h|) of k samples goes into one small buffer that is reduced while
-    still in cache. On an accelerator, one chunk (three kernels, not two
-    per chunk). Same values, no autograd.
+    A float32 contiguous CPU map goes to afd_mm's C kernel, which reads it
+    once for both (``afd_mm.ops.kernel_descriptors``). Otherwise g is one
+    reduction over the whole map. ``h.pow(2).mean(dim=1)`` would write and
+    read back a temporary of the map's size; on CPU, h ** 2 (or |h|) of k
+    samples goes into one small buffer that is reduced while still in
+    cache. On an accelerator, one chunk (three kernels, not two per
+    chunk). Same values up to float rounding, no autograd.
     """
+    with torch.no_grad():
+        fused = kernel_descriptors(h, absolute=pooling == 'a1')
+    if fused is not None:
+        return fused  # (B, C), (B, H, W)
     batch, channels = h.shape[:2]
     k = batch
     if h.device.type == 'cpu':
