@@ -78,23 +78,22 @@ def test_torch_path_and_kernel_agree(monkeypatch):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
-def test_threads_split_the_batch_with_the_same_bits(monkeypatch):
-    """A map above the per-thread size runs in chunks of samples on a
-    thread pool; the result does not depend on the number of threads."""
-    monkeypatch.setattr(descriptors, '_ELEMENTS_PER_THREAD', 64)
-    torch.manual_seed(0)
-    h = torch.randn(7, 8, 6, 5)
+def test_more_threads_leave_the_map_to_pytorch():
+    """The kernel is single-threaded: above _MAX_THREADS torch threads
+    PyTorch's parallel reductions serve (same values)."""
+    h = torch.rand(4, 8, 6, 5)
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        one = kernel(h)
-        torch.set_num_threads(3)
-        three = kernel(h)
-        assert 3 in descriptors._POOL  # the split really ran
+        torch.set_num_threads(descriptors._MAX_THREADS)
+        fused = kernel(h)
+        torch.set_num_threads(descriptors._MAX_THREADS + 1)
+        assert kernel(h) is None
+        plain = _chunked_descriptors(h, 'a2')
     finally:
         torch.set_num_threads(threads)
-    for a, b in zip(one, three):
-        assert torch.equal(a, b)
+    assert fused is not None
+    for a, b in zip(fused, plain):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_gradient_through_the_kernel_forward():

@@ -25,20 +25,17 @@
 #endif
 
 /*
- * Samples [begin, end) of x (B, C, P), contiguous:
- *   g[b, c] = mean_p x[b, c, p]                      (B, C)
+ * x (B, C, P), contiguous:
+ *   g[b, c] = mean_p x[b, c, p]                                (B, C)
  *   v[b, p] = mean_c x[b, c, p]^2  (|x[b, c, p]| if absolute)   (B, P)
- * Each sample's values depend on that sample alone, so any split of the
- * batch over threads gives the same bits.
  */
-AFD_CLONES void afd_map_descriptors_f32(const float *x, int64_t begin,
-                                        int64_t end, int64_t channels,
-                                        int64_t positions, int absolute,
-                                        float *g, float *v)
+AFD_CLONES void afd_map_descriptors_f32(const float *x, int64_t batch,
+                                        int64_t channels, int64_t positions,
+                                        int absolute, float *g, float *v)
 {
     const float inv_p = 1.0f / (float)positions;
     const float inv_c = 1.0f / (float)channels;
-    for (int64_t b = begin; b < end; ++b) {
+    for (int64_t b = 0; b < batch; ++b) {
         float *vb = v + b * positions;
         memset(vb, 0, (size_t)positions * sizeof(float));
         for (int64_t c = 0; c < channels; ++c) {
