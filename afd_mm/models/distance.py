@@ -129,8 +129,7 @@ def _chunked_descriptors(h, pooling):
     cache. On an accelerator, one chunk (three kernels, not two per
     chunk). Same values up to float rounding, no autograd.
     """
-    with torch.no_grad():
-        fused = kernel_descriptors(h, absolute=pooling == 'a1')
+    fused = kernel_descriptors(h, absolute=pooling == 'a1')  # no autograd
     if fused is not None:
         return fused  # (B, C), (B, H, W)
     batch, channels = h.shape[:2]

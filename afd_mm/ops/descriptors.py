@@ -98,4 +98,3 @@ def kernel_descriptors(h, absolute=False):
     _KERNEL(h.data_ptr(), batch, channels, height * width, int(absolute),
             g.data_ptr(), v.data_ptr())
     return g, v
-

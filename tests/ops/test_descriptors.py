@@ -20,7 +20,9 @@ def _reference(h, pooling):
 def test_kernel_is_built():
     """`pip install -e .` (make install) compiles it on this machine; a
     silent fallback to PyTorch would leave every speed figure wrong."""
-    assert descriptors._KERNEL is not None
+    assert descriptors._KERNEL is not None, (
+        'afd_mm/ops/_descriptors was not built (the install found no C '
+        'compiler?): install gcc and run `pip install -e .` again')
     assert kernel_available({})
 
 
