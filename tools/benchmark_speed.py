@@ -270,10 +270,10 @@ def train_step(model, optimizer, inputs, data_samples, floor):
 
 
 @contextlib.contextmanager
-def _kernels(enabled):
-    """afd_mm's C kernels on (as trained) or off (``AFD_MM_KERNELS=0``)."""
+def _without_kernels():
+    """afd_mm's C kernels off (``AFD_MM_KERNELS=0``) for ``afd_torch``."""
     before = os.environ.get(KERNEL_ENV)
-    os.environ[KERNEL_ENV] = '1' if enabled else '0'
+    os.environ[KERNEL_ENV] = '0'
     try:
         yield
     finally:
@@ -424,7 +424,8 @@ def build_run(pair, method, device, optim_cfg, inputs, samples):
         model, optimizer = build(pair, method, device, optim_cfg)
 
         def run():
-            with _kernels(method != 'afd_torch'):
+            with (_without_kernels() if method == 'afd_torch' else
+                  contextlib.nullcontext()):
                 train_step(model, optimizer, inputs, samples,
                            method == 'floor')
 

@@ -73,3 +73,17 @@ def test_live_tensor_bytes_is_the_peak_of_live_storages():
         return b, c
 
     assert benchmark_speed.tensor_peak(run, 100) == 100 + 8000
+
+
+def test_afd_torch_switches_the_kernel_off_and_restores_the_env(
+        monkeypatch):
+    from afd_mm.ops import KERNEL_ENV, kernel_available
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    with benchmark_speed._without_kernels():
+        assert not kernel_available()
+    assert KERNEL_ENV not in benchmark_speed.os.environ
+    assert kernel_available()
+    monkeypatch.setenv(KERNEL_ENV, '0')  # a user's setting stays as it was
+    with benchmark_speed._without_kernels():
+        pass
+    assert benchmark_speed.os.environ[KERNEL_ENV] == '0'
