@@ -22,9 +22,10 @@ slower still (91.4: torch's OpenMP threads spin beside the pool). With
 more threads PyTorch's parallel reductions do the work.
 """
 import ctypes
-import os
 
 import torch
+
+from afd_mm.utils.env import env_choice
 
 __all__ = ['KERNEL_ENV', 'kernel_available', 'kernel_descriptors']
 
@@ -64,13 +65,10 @@ def kernel_available(environ=None):
     Raises:
         ValueError: ``AFD_MM_KERNELS`` is neither ``0`` nor ``1``.
     """
-    environ = os.environ if environ is None else environ
-    mode = environ.get(KERNEL_ENV, '1')
-    if mode not in ('0', '1'):
-        raise ValueError(
-            f'{KERNEL_ENV}={mode!r} is not understood: set it to 1 (use '
-            "afd_mm's C kernels where they apply, the default) or 0 "
-            '(PyTorch only), or unset it.')
+    mode = env_choice(KERNEL_ENV, {
+        '1': "use afd_mm's C kernels where they apply, the default",
+        '0': 'PyTorch only'
+    }, '1', environ)
     return mode == '1' and _KERNEL is not None
 
 

@@ -21,6 +21,8 @@ import ctypes
 import ctypes.util
 import os
 
+from .env import env_choice
+
 __all__ = ['keep_freed_memory', 'set_thresholds', 'trim_heap', 'MALLOC_ENV']
 
 MALLOC_ENV = 'AFD_MM_MALLOC'
@@ -52,12 +54,10 @@ def keep_freed_memory(environ=None):
         ValueError: ``AFD_MM_MALLOC`` is neither ``keep`` nor ``default``.
     """
     environ = os.environ if environ is None else environ
-    mode = environ.get(MALLOC_ENV, 'keep')
-    if mode not in ('keep', 'default'):
-        raise ValueError(
-            f'{MALLOC_ENV}={mode!r} is not understood: set it to "keep" '
-            '(reuse freed memory, the default) or "default" (glibc\'s own '
-            'behaviour), or unset it.')
+    mode = env_choice(MALLOC_ENV, {
+        'keep': 'reuse freed memory, the default',
+        'default': "glibc's own behaviour"
+    }, 'keep', environ)
     if mode == 'default' or any(key in environ for key in _GLIBC_ENV):
         return False
     return set_thresholds(_MMAP_THRESHOLD, _TRIM_THRESHOLD)

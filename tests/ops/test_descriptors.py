@@ -65,7 +65,9 @@ def test_switch_off_and_bad_value(monkeypatch):
     assert not kernel_available()
     assert kernel(h) is None
     monkeypatch.setenv(KERNEL_ENV, 'yes')
-    with pytest.raises(ValueError, match=r"AFD_MM_KERNELS='yes'.*set it to 1"):
+    message = (r"AFD_MM_KERNELS='yes' is not understood: set it to \"1\" "
+               r"\(use afd_mm's C kernels")
+    with pytest.raises(ValueError, match=message):
         kernel(h)
 
 
