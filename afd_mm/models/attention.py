@@ -178,21 +178,16 @@ class AFDAttention(nn.Module):
         linear, bn = self.bilinear
         b, num_s, d = keys.shape
         num_t = queries.shape[1]
-        flat = keys.reshape(b * num_s, d)  # (N, d)
-        mean = flat.mean(dim=0)  # (d, )
-        centred = flat - mean  # (N, d)
-        cov = centred.t() @ centred / (b * num_s)  # (d, d)
-        var = _QuadraticForm.apply(linear.weight, cov)  # (T * d, )
-        _update_running_stats([bn], (linear.weight @ mean + linear.bias)[None],
-                              var[None], b * num_s)
-        scale = (bn.weight * torch.rsqrt(var + bn.eps)).view(num_t, d)
         # the Linear bias cancels against the batch mean; (c - c) keeps it
         # in the graph, so it gets its (zero) gradient and weight decay as
         # in the unfactorised layer
         shift = (bn.bias + (linear.bias - linear.bias)).view(num_t, d)
-        weight = linear.weight.view(num_t, d, d)  # (T, d_out, d_in)
-        return _FactorisedContent.apply(queries, scale, shift, weight,
-                                        centred.view(b, num_s, d))
+        content, var, mean = _BilinearContent.apply(
+            queries, keys, linear.weight, bn.weight.view(num_t, d), shift,
+            bn.eps)  # (B, T, S), (T * d, ), (d, )
+        _update_running_stats([bn], (linear.weight @ mean + linear.bias)[None],
+                              var[None], b * num_s)
+        return content
 
     def forward(self, teacher_feats, student_feats):
         """Link weights alpha, per sample.
@@ -276,81 +271,210 @@ class _SoftmaxLastDim(torch.autograd.Function):
         return grad.sub((grad * y).sum(dim=-1, keepdim=True)).mul_(y)
 
 
-class _FactorisedContent(torch.autograd.Function):
-    """content[b, t, s] = <M_t[b], k_s[b]> + <shift_t, q_t[b]>, M_t[b] =
-    W_t^T (scale_t * q_t[b]): the end of ``_content_factorised``.
+# elements of one temporary of the meta-network's fused Functions, which
+# run a chunk of rows or teachers at a time: 256 KiB in float32
+_CHUNK_ELEMENTS = 1 << 16
 
-    Autograd of the same ops keeps q * scale and M (each (B, T, d)) for
-    its backward besides q; this keeps q only and forms both again there
-    (one batched matrix product), with all the gradients in one node.
+
+def _chunks(total, per_item):
+    """Slices covering range(total), each of about ``_CHUNK_ELEMENTS``
+    elements when an item holds ``per_item``."""
+    step = max(1, _CHUNK_ELEMENTS // max(per_item, 1))
+    return [slice(i, min(i + step, total)) for i in range(0, total, step)]
+
+
+class _BilinearContent(torch.autograd.Function):
+    """<BN(W k_s + c)_t, q_t> for all b, t, s from BN's batch statistics.
+
+    The end of ``_content_factorised``. Inputs: queries q (B, T, d), keys
+    k (B, S, d), the bilinear weight W (T d, d), BN's gamma and beta (as
+    ``shift``), both (T, d), and BN's eps. With kbar and Sigma the mean
+    and biased covariance of the N = B S keys::
+
+        var_j   = W_j Sigma W_j^T          for each of the T d rows j
+        scale_t = gamma_t / sqrt(var_t + eps)
+        M_t[b]  = W_t^T (scale_t * q_t[b])
+        content[b, t, s] = <M_t[b], k_s[b] - kbar> + <shift_t, q_t[b]>
+
+    Returns content (B, T, S), var (T d, ) and kbar (d, ), the last two
+    without gradient (for BN's running statistics). Every (rows, d) or
+    (B, T, d) temporary is formed a chunk at a time (``_chunks``), and
+    only the inputs and var are kept: the backward forms k - kbar,
+    scale * q and M again. All of W's gradient, from the content and from
+    var, is written into one (T d, d) tensor.
     """
 
     @staticmethod
-    def forward(ctx, queries, scale, shift, weight, keys):
-        # queries (B, T, d), scale and shift (T, d), weight (T, d, d),
-        # keys (B, S, d) -> (B, T, S)
-        ctx.save_for_backward(queries, scale, shift, weight, keys)
-        mapped = _map_queries(queries * scale, weight)  # (B, T, d)
-        content = torch.bmm(mapped, keys.transpose(1, 2))
-        return content.add_((queries * shift).sum(dim=2, keepdim=True))
+    def forward(ctx, queries, keys, weight, gamma, shift, eps):
+        batch, num_t, d = queries.shape
+        centred, mean = _centred(keys)  # (B, S, d), (d, )
+        flat = centred.view(-1, d)
+        cov = flat.t() @ flat / flat.shape[0]  # (d, d)
+        var = weight.new_empty(weight.shape[0])  # (T d, )
+        for rows in _chunks(weight.shape[0], d):
+            w = weight[rows]
+            torch.sum((w @ cov).mul_(w), dim=1, out=var[rows])
+        scale = gamma * torch.rsqrt(var + eps).view(num_t, d)  # (T, d)
+        weight_t = weight.view(num_t, d, d)  # (T, d_out, d_in)
+        content = queries.new_empty(batch, num_t, keys.shape[1])
+        keys_t = centred.transpose(1, 2)  # (B, d, S)
+        for ts in _chunks(num_t, batch * d):
+            q = queries[:, ts]  # (B, n, d)
+            mapped = torch.bmm((q * scale[ts]).transpose(0, 1),
+                               weight_t[ts])  # (n, B, d)
+            part = torch.bmm(mapped.transpose(0, 1), keys_t)  # (B, n, S)
+            content[:, ts] = part.add_((q * shift[ts]).sum(2, keepdim=True))
+        ctx.eps = eps
+        ctx.save_for_backward(queries, keys, weight, gamma, shift, var)
+        ctx.mark_non_differentiable(var, mean)
+        return content, var, mean
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad, *_):
+        queries, keys, weight, gamma, shift, var = ctx.saved_tensors
+        batch, num_t, d = queries.shape
+        centred, _ = _centred(keys)  # (B, S, d)
+        invstd = torch.rsqrt(var + ctx.eps).view(num_t, d)  # (T, d)
+        scale = gamma * invstd
+        weight_t = weight.view(num_t, d, d)
+        grad_weight = torch.empty_like(weight_t)  # (T, d, d)
+        grad_queries = torch.empty_like(queries)  # (B, T, d)
+        grad_keys = torch.zeros_like(keys)  # (B, S, d), wrt k - kbar
+        grad_scale = torch.empty_like(scale)  # (T, d)
+        grad_shift = torch.empty_like(shift)
+        for ts in _chunks(num_t, batch * d):
+            g, q = grad[:, ts], queries[:, ts]  # (B, n, S), (B, n, d)
+            scaled = (q * scale[ts]).transpose(0, 1)  # (n, B, d)
+            mapped = torch.bmm(scaled, weight_t[ts])  # (n, B, d)
+            grad_keys.baddbmm_(g.transpose(1, 2), mapped.transpose(0, 1))
+            del mapped
+            grad_mapped = torch.bmm(g, centred).transpose(0, 1)  # (n, B, d)
+            torch.bmm(scaled.transpose(1, 2), grad_mapped,
+                      out=grad_weight[ts])  # (n, d, d)
+            del scaled
+            grad_scaled = torch.bmm(grad_mapped, weight_t[ts].transpose(
+                1, 2)).transpose(0, 1)  # (B, n, d)
+            del grad_mapped
+            row = g.sum(dim=2, keepdim=True)  # (B, n, 1)
+            grad_scale[ts] = (grad_scaled * q).sum(dim=0)
+            grad_shift[ts] = (row * q).sum(dim=0)
+            grad_queries[:, ts] = grad_scaled.mul_(scale[ts]).addcmul_(
+                row, shift[ts])
+        # scale = gamma (var + eps)^(-1/2)
+        grad_gamma = grad_scale * invstd
+        grad_var = grad_scale.mul_(gamma).mul_(invstd.pow(3)).mul_(-0.5)
+        grad_var = grad_var.view(-1, 1)  # (T d, 1)
+        grad_weight = grad_weight.view(-1, d)  # (T d, d)
+        flat = centred.view(-1, d)
+        cov = flat.t() @ flat / flat.shape[0]
+        grad_cov = torch.zeros_like(cov)
+        for rows in _chunks(weight.shape[0], d):  # d var_j = 2 W_j Sigma dW_j
+            w, gv = weight[rows], grad_var[rows]
+            grad_cov.addmm_((w * gv).t(), w)
+            grad_weight[rows].addcmul_(w @ cov, gv, value=2)
+        # Sigma = (k - kbar)^T (k - kbar) / N with a symmetric grad_cov,
+        # then the centring's backward: minus the mean over the N keys
+        grad_flat = grad_keys.view(-1, d).addmm_(
+            flat, grad_cov, alpha=2 / flat.shape[0])
+        grad_flat.sub_(grad_flat.mean(dim=0))
+        return (grad_queries, grad_keys, grad_weight, grad_gamma, grad_shift,
+                None)
+
+
+def _centred(keys):
+    """keys (B, S, d) minus their mean over the B * S rows, and the mean."""
+    mean = keys.mean(dim=(0, 1))  # (d, )
+    return keys - mean, mean
+
+
+def _candidate_columns(t, idx):
+    """Candidates ``idx`` of t (B, N, d) as an (n, B, d) view, or None when
+    they are not consecutive."""
+    if idx != list(range(idx[0], idx[0] + len(idx))):
+        return None
+    return t[:, idx[0]:idx[0] + len(idx)].transpose(0, 1)
+
+
+class _Embeddings(torch.autograd.Function):
+    """``CandidateEmbedding`` in training: every group's BN1d(Linear(x))
+    from batch statistics (+ ReLU), written into one (B, N, d) tensor.
+
+    Autograd of the same ops keeps each group's centred Linear output and
+    its normalised copy for the backward, and the output is copied twice
+    more (concatenated, and made contiguous for the bilinear layer). This
+    keeps the inputs, the inverse standard deviations and the output
+    itself, and the backward forms the centred Linear output again (one
+    small batched matrix product). The running statistics are updated
+    here, as ``nn.BatchNorm1d`` does.
+
+    ``apply(module, x_1, weight_1, bias_1, gamma_1, beta_1, x_2, ...)``
+    with one (x (n, B, C), weight (n, d, C), bias, gamma, beta (n, d))
+    per group of ``module.index``, in its order.
+    """
+
+    @staticmethod
+    def forward(ctx, module, *inputs):
+        groups = list(module.index.values())
+        batch = inputs[0].shape[1]
+        out = inputs[0].new_empty(batch, len(module.channels),
+                                  module.embed_dim)  # (B, N, d)
+        invstds = []
+        for k, (c, idx) in enumerate(module.index.items()):
+            x, weight, bias, gamma, beta = inputs[5 * k:5 * k + 5]
+            z = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+            mean = z.mean(dim=1, keepdim=True)  # (n, 1, d)
+            z = z.sub_(mean)  # (n, B, d)
+            var = torch.linalg.vector_norm(z, dim=1).square_().div_(batch)
+            module._update_running_stats(c, mean.squeeze(1), var, batch)
+            invstd = torch.rsqrt(var + module.eps)  # (n, d)
+            invstds.append(invstd)
+            scale, shift = (gamma * invstd).unsqueeze(1), beta.unsqueeze(1)
+            columns = _candidate_columns(out, idx)
+            if columns is not None:
+                torch.addcmul(shift, z, scale, out=columns)
+            else:
+                out.index_copy_(1, torch.tensor(idx, device=out.device),
+                                torch.addcmul(shift, z, scale).transpose(
+                                    0, 1))
+        if module.relu:
+            out.relu_()
+        ctx.groups, ctx.relu = groups, module.relu
+        ctx.save_for_backward(out, *inputs, *invstds)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        # each (B, T, d) temporary is dropped once read for the last time:
-        # this runs at the start of the student's backward, at its peak
-        queries, scale, shift, weight, keys = ctx.saved_tensors
-        scaled = queries * scale  # (B, T, d)
-        mapped = _map_queries(scaled, weight)  # (B, T, d)
-        grad_keys = torch.bmm(grad.transpose(1, 2), mapped)  # (B, S, d)
-        del mapped
-        grad_mapped = torch.bmm(grad, keys).transpose(0, 1)  # (T, B, d)
-        grad_weight = torch.bmm(scaled.transpose(0, 1).transpose(1, 2),
-                                grad_mapped)  # (T, d, d)
-        del scaled
-        grad_scaled = torch.bmm(grad_mapped,
-                                weight.transpose(1, 2)).transpose(0, 1)
-        del grad_mapped
-        row = grad.sum(dim=2, keepdim=True)  # (B, T, 1)
-        grad_scale = (grad_scaled * queries).sum(dim=0)  # (T, d)
-        grad_shift = (row * queries).sum(dim=0)  # (T, d)
-        grad_queries = grad_scaled.mul_(scale).addcmul_(row, shift)
-        return grad_queries, grad_scale, grad_shift, grad_weight, grad_keys
-
-
-def _map_queries(scaled, weight):
-    """M_t[b] = W_t^T scaled_t[b] for all t: (B, T, d)."""
-    return torch.bmm(scaled.transpose(0, 1), weight).transpose(0, 1)
-
-
-class _QuadraticForm(torch.autograd.Function):
-    """var[j] = W[j] @ cov @ W[j] for a symmetric cov: diag(W cov W^T).
-
-    Autograd of ``((W @ cov) * W).sum(1)`` keeps the (rows, d) product
-    for its backward; this keeps only W and cov and forms the product
-    again there, where dW = 2 grad[:, None] * (W @ cov) needs it anyway:
-    the same two matrix products, one (rows, d) tensor less held across
-    the step.
-    """
-
-    @staticmethod
-    def forward(ctx, weight, cov):
-        ctx.save_for_backward(weight, cov)
-        return (weight @ cov).mul_(weight).sum(dim=1)  # (rows, )
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        weight, cov = ctx.saved_tensors
-        grad = grad.unsqueeze(1)  # (rows, 1)
-        grad_weight = grad_cov = None
-        # grad_cov first: its (rows, d) temporary is freed before the one
-        # of grad_weight is made
-        if ctx.needs_input_grad[1]:
-            grad_cov = (weight * grad).t() @ weight  # (d, d)
-        if ctx.needs_input_grad[0]:
-            grad_weight = (weight @ cov).mul_(grad * 2)  # (rows, d)
-        return grad_weight, grad_cov
+        out, *saved = ctx.saved_tensors
+        num = len(ctx.groups)
+        inputs, invstds = saved[:5 * num], saved[5 * num:]
+        if ctx.relu:
+            grad = grad * (out > 0)
+        batch = out.shape[0]
+        grads = [None]  # the module
+        for k, idx in enumerate(ctx.groups):
+            x, weight, _, gamma, _ = inputs[5 * k:5 * k + 5]
+            invstd = invstds[k]
+            g = _candidate_columns(grad, idx)
+            if g is None:
+                g = grad.index_select(
+                    1, torch.tensor(idx, device=grad.device)).transpose(0, 1)
+            grad_beta = g.sum(dim=1)  # (n, d)
+            xhat = torch.bmm(x, weight.transpose(1, 2))  # (n, B, d)
+            xhat = xhat.sub_(xhat.mean(dim=1, keepdim=True)).mul_(
+                invstd.unsqueeze(1))  # the bias cancels in the centring
+            grad_gamma = (g * xhat).sum(dim=1)  # (n, d)
+            # dL/dz = gamma invstd (g - mean_B g - xhat mean_B(g xhat))
+            grad_z = xhat.mul_((grad_gamma / -batch).unsqueeze(1)).add_(g)
+            grad_z = grad_z.sub_((grad_beta / batch).unsqueeze(1)).mul_(
+                (gamma * invstd).unsqueeze(1))  # (n, B, d)
+            grad_x = None
+            if ctx.needs_input_grad[1 + 5 * k]:
+                grad_x = torch.bmm(grad_z, weight)  # (n, B, C)
+            grads += [grad_x, torch.bmm(grad_z.transpose(1, 2), x),
+                      grad_z.sum(dim=1), grad_gamma, grad_beta]
+        return tuple(grads)
 
 
 class CandidateEmbedding(nn.Module):
@@ -450,33 +574,34 @@ class CandidateEmbedding(nn.Module):
                 'The meta-network normalises over the batch in training '
                 f'and needs at least 2 samples, got {batch}; use a larger '
                 'batch, or put the AFD loss in eval mode.')
-        if self.training:
-            self.num_batches_tracked.add_(1)
-        out = []
+        xs = []
         for c, idx in self.index.items():
             x = torch.stack([descs[i] for i in idx])  # (n, B, C)
             if x.shape[-1] != c:
                 raise ValueError(
                     f'CandidateEmbedding expects C={c} for candidates {idx}'
                     f', got a descriptor of shape {tuple(x.shape[1:])}.')
-            out.append(self._embed(c, x))  # (n, B, d)
-        out = torch.cat(out)  # (N, B, d), grouped order
-        if self._inverse is not None:
+            xs.append(x)
+        if self.training:
+            self.num_batches_tracked.add_(1)
+            tensors = []
+            for c, x in zip(self.index, xs):
+                tensors += [x] + [getattr(self, f'c{c}_{name}') for name in
+                                  ('weight', 'bias', 'gamma', 'beta')]
+            return _Embeddings.apply(self, *tensors)  # (B, N, d)
+        out = torch.cat([self._embed(c, x) for c, x in zip(self.index, xs)])
+        if self._inverse is not None:  # (N, B, d), grouped order
             out = out[self._inverse]
         return out.transpose(0, 1)  # (B, N, d)
 
     def _embed(self, c, x):
+        """Eval mode: BN1d(Linear(x)) (+ ReLU) from the running statistics,
+        (n, B, d)."""
         weight = getattr(self, f'c{c}_weight')  # (n, d, C)
         bias = getattr(self, f'c{c}_bias')  # (n, d)
         x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-        if self.training:  # batch statistics, biased variance as BN1d
-            mean = x.mean(dim=1, keepdim=True)  # (n, 1, d)
-            x = x - mean
-            var = x.pow(2).mean(dim=1)  # (n, d)
-            self._update_running_stats(c, mean.squeeze(1), var, x.shape[1])
-        else:
-            x = x - getattr(self, f'c{c}_running_mean').unsqueeze(1)
-            var = getattr(self, f'c{c}_running_var')
+        x = x - getattr(self, f'c{c}_running_mean').unsqueeze(1)
+        var = getattr(self, f'c{c}_running_var')
         scale = getattr(self, f'c{c}_gamma') * torch.rsqrt(var + self.eps)
         x = torch.addcmul(getattr(self, f'c{c}_beta').unsqueeze(1), x,
                           scale.unsqueeze(1))  # (n, B, d)

@@ -154,6 +154,45 @@ def test_candidate_embedding_equals_separate_linear_bn_layers(relu):
         assert torch.allclose(out[:, i], act(layer.eval()(descs[i])))
 
 
+@pytest.mark.parametrize('relu', [False, True])
+@pytest.mark.parametrize('channels', [[4, 6, 4, 5, 6], [4, 4, 6, 6, 6]])
+def test_candidate_embedding_gradients_equal_separate_layers(relu, channels):
+    """The training path's hand-written backward (``_Embeddings``) gives
+    the gradients of N separate Linear + BN1d (+ ReLU) layers, for groups
+    in and out of network order."""
+    torch.manual_seed(0)
+    emb = CandidateEmbedding(channels, 8, relu=relu).double()
+    with torch.no_grad():
+        for name, param in emb.named_parameters():
+            if name.endswith(('_gamma', '_beta')):
+                param.normal_()
+    layers = []
+    for i, c in enumerate(channels):
+        layer = torch.nn.Sequential(torch.nn.Linear(c, 8),
+                                    torch.nn.BatchNorm1d(8)).double()
+        with torch.no_grad():
+            for param, value in zip(layer.parameters(), emb.layer(i)):
+                param.copy_(value)
+        layers.append(layer)
+    descs = [torch.randn(6, c, dtype=torch.float64, requires_grad=True)
+             for c in channels]
+    weights = torch.randn(6, len(channels), 8, dtype=torch.float64)
+    (emb(descs) * weights).sum().backward()
+    act = torch.relu if relu else (lambda x: x)
+    copies = [d.detach().clone().requires_grad_() for d in descs]
+    sum((act(layer(x)) * weights[:, i]).sum()
+        for i, (layer, x) in enumerate(zip(layers, copies))).backward()
+    for i, layer in enumerate(layers):
+        torch.testing.assert_close(descs[i].grad, copies[i].grad)
+        c = channels[i]
+        j = emb.index[c].index(i)
+        for name, param in zip(('weight', 'bias', 'gamma', 'beta'),
+                               layer.parameters()):
+            grad = getattr(emb, f'c{c}_{name}').grad[j]
+            torch.testing.assert_close(grad, param.grad, atol=1e-10,
+                                       rtol=1e-7)
+
+
 def test_candidate_embedding_init_and_messages():
     torch.manual_seed(0)
     emb = CandidateEmbedding([64] * 4, 128)
@@ -277,22 +316,6 @@ def test_fixed_links_module_broadcasts_without_parameters():
     assert module.state_dict() == {}
 
 
-def test_quadratic_form_values_and_gradients():
-    from afd_mm.models.attention import _QuadraticForm
-    torch.manual_seed(0)
-    weight = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
-    x = torch.randn(9, 4, dtype=torch.float64)
-    x = x - x.mean(0)
-    cov = (x.t() @ x / 9).requires_grad_()
-    expected = torch.stack([w @ cov @ w for w in weight])
-    assert torch.allclose(_QuadraticForm.apply(weight, cov), expected)
-    # gradcheck perturbs cov asymmetrically; symmetrise it inside, as the
-    # meta-network's cov always is
-    assert torch.autograd.gradcheck(
-        lambda w, c: _QuadraticForm.apply(w, (c + c.t()) / 2),
-        (weight, cov))
-
-
 def test_candidate_embedding_loads_the_per_candidate_layout():
     """Checkpoints of the earlier ModuleList(Sequential(Linear, BN1d))
     layout load into the stacked one, candidate by candidate."""
@@ -321,23 +344,40 @@ def test_candidate_embedding_loads_the_per_candidate_layout():
         assert torch.allclose(out[:, i], layer.eval()(descs[i]), atol=1e-6)
 
 
-def test_factorised_content_values_and_gradcheck():
-    from afd_mm.models.attention import _FactorisedContent
+@pytest.mark.parametrize('chunk', [None, 4])
+def test_bilinear_content_values_and_gradcheck(monkeypatch, chunk):
+    """The fused BN + dot product against its formula, in one chunk and
+    in chunks of one or two teachers / rows."""
+    from afd_mm.models import attention
+    if chunk is not None:
+        monkeypatch.setattr(attention, '_CHUNK_ELEMENTS', chunk)
     gen = torch.Generator().manual_seed(0)
-    b, num_t, num_s, d = 3, 4, 2, 5
+    b, num_t, num_s, d = 3, 4, 2, 2
 
     def rand(*shape):
         return torch.randn(*shape, generator=gen, dtype=torch.float64,
                            requires_grad=True)
 
-    inputs = (rand(b, num_t, d), rand(num_t, d), rand(num_t, d),
-              rand(num_t, d, d), rand(b, num_s, d))
-    queries, scale, shift, weight, keys = inputs
-    mapped = torch.einsum('btd,tde->bte', queries * scale, weight)
-    expected = (mapped @ keys.transpose(1, 2)
-                + (queries * shift).sum(dim=2, keepdim=True))
-    torch.testing.assert_close(_FactorisedContent.apply(*inputs), expected)
-    assert torch.autograd.gradcheck(_FactorisedContent.apply, inputs)
+    queries, raw_keys = rand(b, num_t, d), rand(b, num_s, d)
+    weight, gamma, shift = rand(num_t * d, d), rand(num_t, d), rand(num_t, d)
+
+    def content(queries, raw_keys, weight, gamma, shift):
+        out, var, mean = attention._BilinearContent.apply(
+            queries, raw_keys, weight, gamma, shift, 1e-5)
+        return out
+
+    inputs = (queries, raw_keys, weight, gamma, shift)
+    # BN1d in training over the B * S keys, then <., q_t>
+    x = raw_keys.reshape(-1, d) @ weight.t()  # (B * S, T * d)
+    bn = (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5)
+    bn = (bn * gamma.reshape(-1) + shift.reshape(-1)).view(b, num_s, num_t,
+                                                          d)
+    expected = torch.einsum('bstd,btd->bts', bn, queries)
+    torch.testing.assert_close(content(*inputs), expected)
+    _, var, mean = attention._BilinearContent.apply(*inputs, 1e-5)
+    torch.testing.assert_close(var, x.var(0, unbiased=False))
+    torch.testing.assert_close(mean, raw_keys.reshape(-1, d).mean(0))
+    assert torch.autograd.gradcheck(content, inputs)
 
 
 def test_softmax_last_dim_values_and_gradcheck():
