@@ -1,8 +1,11 @@
 from setuptools import Extension, setup
 
-# afd_mm/ops/csrc/descriptors.c: g(h) and v(h) in one pass on CPU. Optional:
-# without a C compiler the install succeeds and PyTorch does the work.
+# afd_mm/ops/csrc: g(h) and v(h) in one pass, and L_AFD's distances with
+# their gradients, on CPU. Optional: without a C compiler the install
+# succeeds and PyTorch does the work.
 setup(ext_modules=[
-    Extension('afd_mm.ops._descriptors', ['afd_mm/ops/csrc/descriptors.c'],
-              extra_compile_args=['-O3', '-fopenmp-simd'], optional=True)
+    Extension('afd_mm.ops._kernels', [
+        'afd_mm/ops/csrc/module.c', 'afd_mm/ops/csrc/descriptors.c',
+        'afd_mm/ops/csrc/linked_distance.c'
+    ], extra_compile_args=['-O3', '-fopenmp-simd'], optional=True)
 ])

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from afd_mm.ops import kernel_descriptors
+from afd_mm.ops import kernel_descriptors, kernel_linked_distance
 
 __all__ = [
     'POOLINGS', 'DISTANCES', 'global_descriptor', 'spatial_descriptor',
@@ -579,16 +579,10 @@ def linked_distance(teacher_groups, v_s, alpha, distance='l2',
     if not _linked(distance, student_sizes, teacher_groups):
         dist = grouped_distance_matrix(teacher_groups, v_s, distance)
         return (alpha * dist).sum(dim=2).mean(dim=0).sum()
-    teacher_sums = dict(teacher_sums or {})
-    missing = {s for s in student_sizes for t in teacher_groups
-               if _block_ratio(s, t)[0] == 'up' and (t, s) not in teacher_sums}
-    if missing:
-        teacher_sums.update(
-            teacher_block_sums(teacher_groups, missing, distance))
     need_grad = torch.is_grad_enabled() and (
         alpha.requires_grad or any(v.requires_grad for v in v_s))
-    return _LinkedDistance.apply(teacher_groups, teacher_sums, distance,
-                                 need_grad, alpha, *v_s)
+    return _LinkedDistance.apply(teacher_groups, dict(teacher_sums or {}),
+                                 distance, need_grad, alpha, *v_s)
 
 
 def _linked(distance, student_sizes, teacher_sizes):
@@ -739,15 +733,47 @@ class _LinkedDistance(torch.autograd.Function):
         for _, u in teacher_groups.values():
             dtype = torch.promote_types(dtype, u.dtype)
         weights = alpha.to(dtype) / batch  # dL/dD, (B, T, S)
+        student_groups = _group_by_size(v_s)
+        fused = kernel_linked_distance(teacher_groups, student_groups, v_s,
+                                       alpha, distance == 'cosine',
+                                       need_grad)
+        if fused is None:
+            dist, grads = _LinkedDistance._pytorch(
+                teacher_groups, teacher_sums, distance, need_grad, weights,
+                student_groups, v_s, dtype)
+        else:
+            dist, grads = fused
+        ctx.dtypes = alpha.dtype, [v.dtype for v in v_s]
+        ctx.shapes = [v.shape for v in v_s]
+        ctx.places = [(size, idx.index(i)) for i in range(len(v_s))
+                      for size, idx in student_groups.items() if i in idx]
+        ctx.sizes = list(student_groups)
+        saved = [dist] + ([grads[size] for size in ctx.sizes]
+                          if need_grad else [])
+        ctx.save_for_backward(*saved)
+        return (weights * dist).sum()
+
+    @staticmethod
+    def _pytorch(teacher_groups, teacher_sums, distance, need_grad, weights,
+                 student_groups, v_s, dtype):
+        """D (B, T, S) and {student size: dL/dv (B, n_s, P_s)} (None
+        without need_grad) by batched PyTorch ops, one pair of sizes at
+        a time."""
+        batch = weights.shape[0]
+        missing = {s for s in student_groups for t in teacher_groups
+                   if _block_ratio(s, t)[0] == 'up'
+                   and (t, s) not in teacher_sums}
+        if missing:
+            teacher_sums = {**teacher_sums, **teacher_block_sums(
+                teacher_groups, missing, distance)}
         dist = torch.empty_like(weights)  # (B, T, S)
-        device = alpha.device
+        device = weights.device
         teachers = [(size, idx, u.to(dtype))
                     for size, (idx, u) in teacher_groups.items()]
         # |u|^2: 1, or 0 for an all-zero map; (B, n_t, 1)
         u_sq = [torch.linalg.vector_norm(u, dim=2, keepdim=True).square_()
                 for _, _, u in teachers]
-        student_groups = _group_by_size(v_s)
-        grads = {}
+        grads = {} if need_grad else None
         for s_size, s_idx in student_groups.items():
             v = torch.stack([v_s[i].to(dtype).flatten(1) for i in s_idx],
                             dim=1)  # (B, n_s, P_s)
@@ -789,16 +815,9 @@ class _LinkedDistance(torch.autograd.Function):
                         blocks[0] * blocks[1])
                     grad.baddbmm_(coef_u, u_at).addcmul_(
                         v, coef_x.unsqueeze(2), value=scale)
-            grads[s_size] = grad
-        ctx.dtypes = alpha.dtype, [v.dtype for v in v_s]
-        ctx.shapes = [v.shape for v in v_s]
-        ctx.places = [(size, idx.index(i)) for i in range(len(v_s))
-                      for size, idx in student_groups.items() if i in idx]
-        ctx.sizes = list(student_groups)
-        saved = [dist] + ([grads[size] for size in ctx.sizes]
-                          if need_grad else [])
-        ctx.save_for_backward(*saved)
-        return (weights * dist).sum()
+            if need_grad:
+                grads[s_size] = grad
+        return dist, grads
 
     @staticmethod
     @once_differentiable

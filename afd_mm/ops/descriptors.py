@@ -27,6 +27,8 @@ import torch
 
 from afd_mm.utils.env import env_choice
 
+from ._library import load_function
+
 __all__ = ['KERNEL_ENV', 'kernel_available', 'kernel_descriptors']
 
 KERNEL_ENV = 'AFD_MM_KERNELS'
@@ -37,16 +39,10 @@ _MAX_THREADS = 2
 
 def _load():
     """The C function, or None when the extension was not built."""
-    try:
-        from . import _descriptors
-    except ImportError:
-        return None
-    fn = ctypes.CDLL(_descriptors.__file__).afd_map_descriptors_f32
-    fn.restype = None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                   ctypes.c_int64, ctypes.c_int, ctypes.c_void_p,
-                   ctypes.c_void_p]  # x, B, C, P, absolute, g, v
-    return fn
+    return load_function('afd_map_descriptors_f32', None, [
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+        ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p
+    ])  # x, B, C, P, absolute, g, v
 
 
 _KERNEL = _load()

@@ -4,6 +4,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from afd_mm.ops import linked_kernel_serves
 from afd_mm.registry import MODELS
 
 from ..attention import FIXED_LINKS, LINEAR_INITS, AFDAttention, FixedLinks
@@ -194,7 +195,10 @@ class AFDLoss(nn.Module):
         self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
         g_t, v_t = self._descriptors(teacher_feats, detach=True)
         values = grouped_teacher_values(v_t)
-        sums = teacher_block_sums(values, self.student_sizes, self.distance)
+        sums = {}  # the C kernel of linked_distance reads the values only
+        if not linked_kernel_serves(values):
+            sums = teacher_block_sums(values, self.student_sizes,
+                                      self.distance)
         return TeacherDescriptors(g_t, values, sums)
 
     def _check_feats(self, feats, channels, side):

@@ -6,13 +6,9 @@
  * core's L1 cache. PyTorch needs two passes over the map for the two
  * reductions, and a temporary for the squares.
  *
- * Loaded with ctypes by afd_mm/ops/descriptors.py (which releases the GIL
- * for the call); the Python module init below only lets setuptools build
- * this file as an ordinary extension and Python find it.
+ * Called through ctypes by afd_mm/ops/descriptors.py (module.c makes the
+ * library an extension module that setuptools builds and Python finds).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -59,15 +55,4 @@ AFD_CLONES void afd_map_descriptors_f32(const float *x, int64_t batch,
         for (int64_t p = 0; p < positions; ++p)
             vb[p] *= inv_c;
     }
-}
-
-static struct PyModuleDef afd_descriptors_module = {
-    PyModuleDef_HEAD_INIT, "_descriptors",
-    "afd_map_descriptors_f32, called through ctypes "
-    "(afd_mm/ops/descriptors.py).",
-    -1, NULL, NULL, NULL, NULL, NULL};
-
-PyMODINIT_FUNC PyInit__descriptors(void)
-{
-    return PyModule_Create(&afd_descriptors_module);
 }
