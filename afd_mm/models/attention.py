@@ -486,7 +486,10 @@ class CandidateEmbedding(nn.Module):
     would, with PyTorch's initialisation of those modules. The N layers
     are stored stacked, one set of tensors per distinct C: candidates of
     equal C run as one batched matrix product and one normalisation, and
-    the optimizer sees a few tensors instead of four per candidate.
+    the optimizer sees a few tensors instead of four per candidate. In
+    training all groups are one autograd node (``_Embeddings``) that
+    writes every embedding into one (B, N, d) tensor and keeps only its
+    inputs and that output for the backward.
 
     For the candidates of width C (in network order, ``self.index[C]``),
     ``c{C}_weight`` (n, d, C) and ``c{C}_bias`` (n, d) are the Linear layers,

@@ -17,7 +17,9 @@ H x W a map's spatial size, P = H_t * W_t positions of a teacher map.
   ``AFDLoss`` calls: for 'l2' and 'cosine' between sizes of integer ratio
   it never resizes a student map to a teacher's size (each inner product
   is taken at the smaller size, ``teacher_block_sums``), and its backward
-  keeps one map per student instead of the teacher values.
+  keeps one map per student instead of the teacher values. On CPU in
+  float32 one C call does all of it (``afd_mm.ops.kernel_linked_distance``,
+  the same values up to rounding).
 
 Speed and memory (``tools/benchmark_speed.py``): candidates of one size are
 handled by one batched op, never a Python loop over pairs; integer resizes
@@ -720,7 +722,10 @@ class _LinkedDistance(torch.autograd.Function):
     a, b (the normalisation's backward folded in), so dL/dv_s = sum_t
     a A^T A v_s + b A^T u_t: a batched matrix product per pair of sizes,
     accumulated in the forward into one map per student, which the
-    backward scales by the incoming gradient.
+    backward scales by the incoming gradient. For float32 CPU tensors the
+    C kernel ``afd_mm.ops.kernel_linked_distance`` computes D and these
+    maps sample by sample, with no stacked copy of the student maps and no
+    block sums (``_pytorch`` is the path it replaces, and the fallback).
     """
 
     @staticmethod

@@ -7,7 +7,8 @@ for the two reductions; ``csrc/descriptors.c`` reads it once. The teacher
 forward's added time went from 11.8 to 4.2 ms on one core
 (``tools/benchmark_speed.py`` measures the whole step).
 
-The kernel is built by ``pip install`` (setup.py, an optional extension:
+The kernel is built by ``pip install`` into ``afd_mm.ops._kernels``
+(setup.py, an optional extension:
 without a C compiler the install still succeeds) and serves float32,
 contiguous CPU maps; ``kernel_descriptors`` returns None for anything else,
 or when the extension is absent or switched off with ``AFD_MM_KERNELS=0``,

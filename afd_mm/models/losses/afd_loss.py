@@ -29,7 +29,9 @@ class TeacherDescriptors(NamedTuple):
             ``{(H_t, W_t): (positions among the T, (B, n, P))}`` (see
             ``distance.grouped_teacher_values``).
         sums (dict): the values summed over blocks for the student sizes
-            they are compared at (``distance.teacher_block_sums``).
+            they are compared at (``distance.teacher_block_sums``); empty
+            where the C kernel of ``linked_distance`` will serve the
+            values, which reads them directly.
     """
 
     g: list
