@@ -27,10 +27,16 @@
 #else
 #define AFD_CLONES
 #endif
+/* helpers are inlined into each clone, and so built for its vector width */
+#if defined(__GNUC__) || defined(__clang__)
+#define AFD_INLINE __attribute__((always_inline))
+#else
+#define AFD_INLINE
+#endif
 
 enum { EQUAL = 0, DOWN = 1, UP = 2 };
 
-static float dot(const float *a, const float *b, int64_t n)
+static inline AFD_INLINE float dot(const float *a, const float *b, int64_t n)
 {
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -39,7 +45,8 @@ static float dot(const float *a, const float *b, int64_t n)
     return sum;
 }
 
-static void axpy(float *y, float a, const float *x, int64_t n)
+static inline AFD_INLINE void axpy(float *y, float a, const float *x,
+                                   int64_t n)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i)
@@ -47,8 +54,9 @@ static void axpy(float *y, float a, const float *x, int64_t n)
 }
 
 /* out (h, w) = sums of the (kh, kw) blocks of x (h kh, w kw) */
-static void block_sums(const float *x, int64_t h, int64_t w, int64_t kh,
-                       int64_t kw, float *out)
+static inline AFD_INLINE void block_sums(const float *x, int64_t h,
+                                         int64_t w, int64_t kh, int64_t kw,
+                                         float *out)
 {
     const int64_t xw = w * kw;
     for (int64_t i = 0; i < h; ++i) {
@@ -85,8 +93,9 @@ static void block_sums(const float *x, int64_t h, int64_t w, int64_t kh,
 }
 
 /* out (h / kh, w / kw) = means of the (kh, kw) blocks of x (h, w) */
-static void block_means(const float *x, int64_t h, int64_t w, int64_t kh,
-                        int64_t kw, float *out)
+static inline AFD_INLINE void block_means(const float *x, int64_t h,
+                                          int64_t w, int64_t kh, int64_t kw,
+                                          float *out)
 {
     const int64_t p = (h / kh) * (w / kw);
     const float inv = 1.0f / (float)(kh * kw);
@@ -97,8 +106,9 @@ static void block_means(const float *x, int64_t h, int64_t w, int64_t kh,
 }
 
 /* g (h, w) += y (h / kh, w / kw) spread evenly over each (kh, kw) block */
-static void spread_add(float *g, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                       const float *y)
+static inline AFD_INLINE void spread_add(float *g, int64_t h, int64_t w,
+                                         int64_t kh, int64_t kw,
+                                         const float *y)
 {
     const int64_t ow = w / kw;
     const float inv = 1.0f / (float)(kh * kw);
@@ -148,8 +158,10 @@ AFD_CLONES int afd_linked_distance_f32(
         free(stats);
         return -1;
     }
-    int64_t *kh = kind + pairs, *kw = kind + 2 * pairs, *offset = kind + 3 * pairs;
-    float *denom = stats, *unclamped = stats + pairs, *w_sq = stats + 2 * pairs;
+    int64_t *kh = kind + pairs, *kw = kind + 2 * pairs;
+    int64_t *offset = kind + 3 * pairs;
+    float *denom = stats, *unclamped = stats + pairs;
+    float *w_sq = stats + 2 * pairs;
     float *coef_x = stats + 3 * pairs, *root = stats + 4 * pairs;
     int64_t scratch = 0, max_ps = 1;
     for (int64_t s = 0; s < S; ++s) {
