@@ -150,6 +150,7 @@ AFD_CLONES int afd_linked_distance_f32(
     const float *alpha, int cosine, float *dist)
 {
     /* per (student, teacher size): kind, blocks and offsets in scratch */
+    (void)nH; /* h_hw holds nH sizes; s_h indexes them */
     const int64_t pairs = S * nG;
     int64_t *kind = malloc((size_t)pairs * 4 * sizeof(int64_t));
     float *stats = malloc((size_t)pairs * 5 * sizeof(float));

@@ -238,6 +238,25 @@ def test_gradient_reaches_student_and_meta_network_not_teacher():
             assert param.grad.abs().sum() > 0, name
 
 
+def test_trains_under_cpu_autocast():
+    """`tools/train.py --amp` (AmpOptimWrapper) runs the loss under
+    autocast: bfloat16 matrix products inside the meta-network's
+    Functions, float32 loss and gradients, all finite."""
+    torch.manual_seed(0)
+    loss = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8)
+    teacher = _feats(TEACHER_SHAPES)
+    student = _feats(STUDENT_SHAPES, grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        value = loss(teacher, student)
+    value.backward()
+    assert value.dtype == torch.float32 and torch.isfinite(value)
+    for h in student:
+        assert h.grad.dtype == torch.float32
+        assert torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
+    for name, param in loss.named_parameters():
+        assert torch.isfinite(param.grad).all(), name
+
+
 def test_loss_weight_scales_l_afd():
     torch.manual_seed(0)
     teacher, student = _feats(TEACHER_SHAPES), _feats(STUDENT_SHAPES)
