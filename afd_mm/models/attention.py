@@ -299,7 +299,7 @@ class _BilinearContent(torch.autograd.Function):
     Returns content (B, T, S), var (T d, ) and kbar (d, ), the last two
     without gradient (for BN's running statistics). Every (rows, d) or
     (B, T, d) temporary is formed a chunk at a time (``_chunks``), and
-    only the inputs and var are kept: the backward forms k - kbar,
+    only the inputs, Sigma and var are kept: the backward forms k - kbar,
     scale * q and M again. All of W's gradient, from the content and from
     var, is written into one (T d, d) tensor.
     """
@@ -325,14 +325,14 @@ class _BilinearContent(torch.autograd.Function):
             part = torch.bmm(mapped.transpose(0, 1), keys_t)  # (B, n, S)
             content[:, ts] = part.add_((q * shift[ts]).sum(2, keepdim=True))
         ctx.eps = eps
-        ctx.save_for_backward(queries, keys, weight, gamma, shift, var)
+        ctx.save_for_backward(queries, keys, cov, weight, gamma, shift, var)
         ctx.mark_non_differentiable(var, mean)
         return content, var, mean
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad, *_):
-        queries, keys, weight, gamma, shift, var = ctx.saved_tensors
+        queries, keys, cov, weight, gamma, shift, var = ctx.saved_tensors
         batch, num_t, d = queries.shape
         centred, _ = _centred(keys)  # (B, S, d)
         invstd = torch.rsqrt(var + ctx.eps).view(num_t, d)  # (T, d)
@@ -367,7 +367,7 @@ class _BilinearContent(torch.autograd.Function):
         grad_var = grad_var.view(-1, 1)  # (T d, 1)
         grad_weight = grad_weight.view(-1, d)  # (T d, d)
         flat = centred.view(-1, d)
-        cov = flat.t() @ flat / flat.shape[0]
+        cov = cov.to(weight.dtype)  # bfloat16 / float16 under autocast
         grad_cov = torch.zeros_like(cov)
         for rows in _chunks(weight.shape[0], d):  # d var_j = 2 W_j Sigma dW_j
             w, gv = weight[rows], grad_var[rows]
@@ -425,7 +425,8 @@ class _Embeddings(torch.autograd.Function):
             z = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
             mean = z.mean(dim=1, keepdim=True)  # (n, 1, d)
             z = z.sub_(mean)  # (n, B, d)
-            var = torch.linalg.vector_norm(z, dim=1).square_().div_(batch)
+            var = torch.mul(z, z).sum(dim=1).div_(batch)  # (n, d), biased
+            # (vector_norm over dim 1 is ten times slower on CPU)
             module._update_running_stats(c, mean.squeeze(1), var, batch)
             invstd = torch.rsqrt(var + module.eps)  # (n, d)
             invstds.append(invstd)
