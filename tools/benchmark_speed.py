@@ -15,9 +15,9 @@ student forward + CE + backward + step, with no recorder, loss or KD::
         [--malloc keep|default]
 
 Methods: ``floor``; ``afd`` (``configs/afd_<pair>.py``: AFD + KD 0.9);
-``afd_torch``, the same with afd_mm's C kernel switched off
-(``AFD_MM_KERNELS=0`` during its steps: g and v by PyTorch ops, what the
-kernel buys, measured beside it);
+``afd_torch``, the same with afd_mm's C kernels switched off
+(``AFD_MM_KERNELS=0`` during its steps: g, v and the linked distances by
+PyTorch ops, what the kernels buy, measured beside it);
 ``kd``, ``at``, ``fitnet``, ``rkd``, ``crd``, ``l2t``: the shipped
 ``configs/baselines/<method>_<pair>.py`` (KD 0.9 included, as there), or
 for a pair without one, the AFD config with that loss on the stage ends
