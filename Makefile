@@ -5,7 +5,7 @@ STAMP := $(VENV)/.afd_mm_installed
 
 .PHONY: install test lint demo
 
-$(STAMP): setup.cfg setup.py $(wildcard afd_mm/ops/csrc/*.c)
+$(STAMP): setup.cfg setup.py $(wildcard afd_mm/ops/csrc/*.[ch])
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[tests]'
 	touch $(STAMP)
@@ -21,6 +21,6 @@ lint: $(STAMP)
 # The whole job on Fashion-MNIST (installs the Debian package
 # dataset-fashion-mnist when its files are absent and we are root):
 # teacher, students alone / KD / AFD, results table, link heatmap.
-# 7 min on 2 CPU cores (README); `make demo FAST=1` is a ~1 min smoke run.
+# 7-8 min on 2 CPU cores (README); `make demo FAST=1` is a ~1 min smoke run.
 demo: $(STAMP)
 	FAST=$(FAST) $(BIN)/python tools/demo.py

@@ -7,5 +7,6 @@ setup(ext_modules=[
     Extension('afd_mm.ops._kernels', [
         'afd_mm/ops/csrc/module.c', 'afd_mm/ops/csrc/descriptors.c',
         'afd_mm/ops/csrc/linked_distance.c'
-    ], extra_compile_args=['-O3', '-fopenmp-simd'], optional=True)
+    ], depends=['afd_mm/ops/csrc/common.h'],
+              extra_compile_args=['-O3', '-fopenmp-simd'], optional=True)
 ])

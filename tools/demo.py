@@ -4,7 +4,7 @@ Trains a teacher (CIFAR ResNet-20) on 20,000 Fashion-MNIST images, then
 three ResNet-8 students on a low-data subset of 5,000 images: alone (CE),
 with Hinton KD, and with AFD (+KD, the release's recipe). Prints progress
 with an ETA, a markdown table of top-1 on the 10,000 test images, and where
-the AFD link heatmap was written. About 7 minutes on 2 CPU cores with
+the AFD link heatmap was written. About 7-8 minutes on 2 CPU cores with
 torch's default threads (README); ``--fast`` (or ``FAST=1``) is a smaller
 smoke run of about a minute::
 

@@ -112,11 +112,9 @@ def test_linear_init_default_vs_xavier():
     assert default.bilinear[0].weight.abs().max() <= bound
 
 
-@pytest.mark.parametrize('relu', [False, True])
-def test_candidate_embedding_equals_separate_linear_bn_layers(relu):
-    """Grouped storage, same maths: N separate Linear + BN1d (+ ReLU)."""
-    torch.manual_seed(0)
-    channels = [4, 6, 4, 5, 6]  # groups out of network order
+def _embedding_and_separate_layers(channels, relu):
+    """A float64 CandidateEmbedding with random BN affine parameters, and
+    N separate Linear + BN1d layers holding the same values."""
     emb = CandidateEmbedding(channels, 8, relu=relu).double()
     with torch.no_grad():
         for name, param in emb.named_parameters():
@@ -126,13 +124,19 @@ def test_candidate_embedding_equals_separate_linear_bn_layers(relu):
     for i, c in enumerate(channels):
         layer = torch.nn.Sequential(torch.nn.Linear(c, 8),
                                     torch.nn.BatchNorm1d(8)).double()
-        weight, bias, gamma, beta = emb.layer(i)
-        with torch.no_grad():
-            layer[0].weight.copy_(weight)
-            layer[0].bias.copy_(bias)
-            layer[1].weight.copy_(gamma)
-            layer[1].bias.copy_(beta)
+        with torch.no_grad():  # weight, bias, gamma, beta in this order
+            for param, value in zip(layer.parameters(), emb.layer(i)):
+                param.copy_(value)
         layers.append(layer)
+    return emb, layers
+
+
+@pytest.mark.parametrize('relu', [False, True])
+def test_candidate_embedding_equals_separate_linear_bn_layers(relu):
+    """Grouped storage, same maths: N separate Linear + BN1d (+ ReLU)."""
+    torch.manual_seed(0)
+    channels = [4, 6, 4, 5, 6]  # groups out of network order
+    emb, layers = _embedding_and_separate_layers(channels, relu)
     act = torch.relu if relu else (lambda x: x)
     for step in range(3):  # training: batch statistics, running updates
         descs = [torch.randn(5, c, dtype=torch.float64) for c in channels]
@@ -161,19 +165,7 @@ def test_candidate_embedding_gradients_equal_separate_layers(relu, channels):
     the gradients of N separate Linear + BN1d (+ ReLU) layers, for groups
     in and out of network order."""
     torch.manual_seed(0)
-    emb = CandidateEmbedding(channels, 8, relu=relu).double()
-    with torch.no_grad():
-        for name, param in emb.named_parameters():
-            if name.endswith(('_gamma', '_beta')):
-                param.normal_()
-    layers = []
-    for i, c in enumerate(channels):
-        layer = torch.nn.Sequential(torch.nn.Linear(c, 8),
-                                    torch.nn.BatchNorm1d(8)).double()
-        with torch.no_grad():
-            for param, value in zip(layer.parameters(), emb.layer(i)):
-                param.copy_(value)
-        layers.append(layer)
+    emb, layers = _embedding_and_separate_layers(channels, relu)
     descs = [torch.randn(6, c, dtype=torch.float64, requires_grad=True)
              for c in channels]
     weights = torch.randn(6, len(channels), 8, dtype=torch.float64)

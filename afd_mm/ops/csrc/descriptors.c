@@ -13,18 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* one code path per vector width, chosen at load time (x86-64, GCC/clang) */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define AFD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define AFD_CLONES
-#endif
-/* helpers are inlined into each clone, and so built for its vector width */
-#if defined(__GNUC__) || defined(__clang__)
-#define AFD_INLINE __attribute__((always_inline))
-#else
-#define AFD_INLINE
-#endif
+#include "common.h"
 
 /* h^2, or |h| for 'a1' */
 static inline AFD_INLINE float pooled(float h, const int absolute)

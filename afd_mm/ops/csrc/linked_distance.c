@@ -22,17 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define AFD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define AFD_CLONES
-#endif
-/* helpers are inlined into each clone, and so built for its vector width */
-#if defined(__GNUC__) || defined(__clang__)
-#define AFD_INLINE __attribute__((always_inline))
-#else
-#define AFD_INLINE
-#endif
+#include "common.h"
 
 enum { EQUAL = 0, DOWN = 1, UP = 2 };
 
