@@ -8,12 +8,12 @@ forward's added time went from 11.8 to 4.2 ms on one core
 (``tools/benchmark_speed.py`` measures the whole step).
 
 The kernel is built by ``pip install`` into ``afd_mm.ops._kernels``
-(setup.py, an optional extension:
-without a C compiler the install still succeeds) and serves float32,
-contiguous CPU maps; ``kernel_descriptors`` returns None for anything else,
-or when the extension is absent or switched off with ``AFD_MM_KERNELS=0``,
-and the caller uses PyTorch (``distance._chunked_descriptors``). Values
-agree with PyTorch's up to float32 rounding.
+(setup.py, an optional extension: without a C compiler the install still
+succeeds) and serves float32, contiguous CPU maps; ``kernel_descriptors``
+returns None for anything else, or when the extension is absent or
+switched off with ``AFD_MM_KERNELS=0``, and the caller uses PyTorch
+(``distance._chunked_descriptors``). Values agree with PyTorch's up to
+float32 rounding.
 
 The kernel runs on the calling thread, so it serves a process with at
 most two torch threads (``_MAX_THREADS``): there it beats PyTorch's

@@ -105,7 +105,8 @@ def kernel_linked_distance(teacher_groups, student_groups, v_s, alpha,
         for j, s in enumerate(idx):
             s_h[s] = k
             if need_grad:
-                g_ptr[s] = grads[size].data_ptr() + 4 * j * positions
+                g_ptr[s] = (grads[size].data_ptr()
+                            + j * positions * grads[size].element_size())
                 g_stride[s] = len(idx) * positions
     dist = alpha.new_empty(batch, num_t, num_s)
     failed = _KERNEL(

@@ -24,8 +24,8 @@ static inline AFD_INLINE float pooled(float h, const int absolute)
 /*
  * One sample: x (C, P) -> g (C), v (P). Four channels at a time, so v is
  * read and written once per four rows (it stays in L1; the rows stream
- * from memory): 10-30% faster than one row at a time for the maps of
- * ResNet-56.
+ * from memory): 3.4 against 3.6 ms for ResNet-56's 27 teacher maps at
+ * batch 64, one row at a time.
  */
 static inline AFD_INLINE void
 sample_descriptors(const float *x, int64_t channels, int64_t positions,
