@@ -52,6 +52,14 @@ def linked_kernel_serves(teacher_groups):
             and all(_served(u) for _, u in teacher_groups.values()))
 
 
+def _integer_ratio(student_size, teacher_size):
+    """Block means (student larger) or replication (smaller) in both dims:
+    the pairs the kernel's resizes serve."""
+    (h, w), (th, tw) = student_size, teacher_size
+    return ((h >= th and w >= tw and h % th == 0 and w % tw == 0)
+            or (h <= th and w <= tw and th % h == 0 and tw % w == 0))
+
+
 def _int64s(values):
     return (ctypes.c_int64 * max(len(values), 1))(*values)
 
@@ -76,12 +84,15 @@ def kernel_linked_distance(teacher_groups, student_groups, v_s, alpha,
     Returns:
         tuple | None: D (B, T, S) and {(H_s, W_s): dL/dv of those students
         stacked (B, n_s, H_s * W_s)} (None without need_grad); None when
-        a tensor is not float32 contiguous on CPU, or the kernel is off,
-        or its scratch memory could not be allocated.
+        a tensor is not float32 contiguous on CPU, a pair of sizes is not
+        an integer ratio in both dims, the kernel is off, or its scratch
+        memory could not be allocated.
     """
     if not linked_kernel_serves(teacher_groups) or not all(
             _served(v) for v in v_s) or alpha.dtype != torch.float32 \
-            or alpha.device.type != 'cpu':
+            or alpha.device.type != 'cpu' or not all(
+                _integer_ratio(s, t) for s in student_groups
+                for t in teacher_groups):
         return None
     alpha = alpha.detach().contiguous()
     batch, num_t, num_s = alpha.shape

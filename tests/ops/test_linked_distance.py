@@ -94,6 +94,17 @@ def test_kernel_declines_what_it_does_not_serve(make):
     assert torch.isfinite(loss)
 
 
+def test_kernel_declines_sizes_without_an_integer_ratio():
+    """7 vs 4 (adaptive bins) or a ratio up in one dim and down in the
+    other: linked_distance never sends them, and the kernel refuses."""
+    for t_sizes, s_sizes in [([(7, 7)], [(4, 4)]), ([(4, 8)], [(8, 4)])]:
+        v_t, v_s, alpha = _case(t_sizes, s_sizes)
+        groups = distance_mod.grouped_teacher_values(v_t)
+        assert kernel_linked_distance(
+            groups, distance_mod._group_by_size(v_s), v_s, alpha, False,
+            True) is None
+
+
 def test_kernel_is_switched_off_by_the_environment(monkeypatch):
     v_t, v_s, alpha = _case([(4, 4)], [(4, 4)])
     groups = distance_mod.grouped_teacher_values(v_t)
