@@ -69,6 +69,19 @@ def kernel_available(environ=None):
     return mode == '1' and _KERNEL is not None
 
 
+def served(tensor):
+    """A tensor the C kernels read: float32, contiguous, on CPU."""
+    return (tensor.device.type == 'cpu' and tensor.dtype == torch.float32
+            and tensor.is_contiguous())
+
+
+def kernels_run():
+    """The C kernels run in this process: at most ``_MAX_THREADS`` torch
+    threads (they run on the calling thread) and ``kernel_available()``."""
+    return (torch.get_num_threads() <= _MAX_THREADS
+            and kernel_available())
+
+
 def kernel_descriptors(h, absolute=False):
     """g(h) and v(h) of one map by the C kernel, or None if it cannot.
 
@@ -82,10 +95,7 @@ def kernel_descriptors(h, absolute=False):
         torch uses at most ``_MAX_THREADS`` threads and
         ``kernel_available()``.
     """
-    if (h.dim() != 4 or h.device.type != 'cpu' or h.dtype != torch.float32
-            or not h.is_contiguous() or h.numel() == 0
-            or torch.get_num_threads() > _MAX_THREADS
-            or not kernel_available()):
+    if h.dim() != 4 or h.numel() == 0 or not served(h) or not kernels_run():
         return None
     batch, channels, height, width = h.shape
     g = h.new_empty(batch, channels)

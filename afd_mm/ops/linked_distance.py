@@ -35,11 +35,6 @@ _KERNEL = load_function('afd_linked_distance_f32', ctypes.c_int, [
 ])
 
 
-def _served(tensor):
-    return (tensor.device.type == 'cpu' and tensor.dtype == torch.float32
-            and tensor.is_contiguous())
-
-
 def linked_kernel_serves(teacher_groups):
     """Whether the kernel would take these teacher values (the students'
     maps are checked when it is called).
@@ -47,14 +42,14 @@ def linked_kernel_serves(teacher_groups):
     Args:
         teacher_groups (dict): ``distance.grouped_teacher_values``.
     """
-    return (_KERNEL is not None and descriptors.kernel_available()
-            and torch.get_num_threads() <= descriptors._MAX_THREADS
-            and all(_served(u) for _, u in teacher_groups.values()))
+    return (_KERNEL is not None and descriptors.kernels_run()
+            and all(descriptors.served(u) for _, u in teacher_groups.values()))
 
 
 def _integer_ratio(student_size, teacher_size):
     """Block means (student larger) or replication (smaller) in both dims:
-    the pairs the kernel's resizes serve."""
+    the pairs the kernel's resizes serve (``distance._block_ratio`` not
+    None; distance imports this module, so the rule is restated here)."""
     (h, w), (th, tw) = student_size, teacher_size
     return ((h >= th and w >= tw and h % th == 0 and w % tw == 0)
             or (h <= th and w <= tw and th % h == 0 and tw % w == 0))
@@ -88,11 +83,12 @@ def kernel_linked_distance(teacher_groups, student_groups, v_s, alpha,
         an integer ratio in both dims, the kernel is off, or its scratch
         memory could not be allocated.
     """
-    if not linked_kernel_serves(teacher_groups) or not all(
-            _served(v) for v in v_s) or alpha.dtype != torch.float32 \
-            or alpha.device.type != 'cpu' or not all(
-                _integer_ratio(s, t) for s in student_groups
-                for t in teacher_groups):
+    students_served = all(descriptors.served(v) for v in v_s) and (
+        alpha.dtype == torch.float32 and alpha.device.type == 'cpu')
+    ratios = all(_integer_ratio(s, t) for s in student_groups
+                 for t in teacher_groups)
+    if not (students_served and ratios
+            and linked_kernel_serves(teacher_groups)):
         return None
     alpha = alpha.detach().contiguous()
     batch, num_t, num_s = alpha.shape
