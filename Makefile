@@ -5,7 +5,7 @@ STAMP := $(VENV)/.afd_mm_installed
 
 .PHONY: install test lint demo
 
-$(STAMP): setup.cfg setup.py $(wildcard afd_mm/ops/csrc/*.[ch])
+$(STAMP): setup.cfg setup.py
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[tests]'
 	touch $(STAMP)

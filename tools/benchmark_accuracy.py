@@ -33,7 +33,6 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import demo  # noqa: E402
 
-from afd_mm.utils.malloc import keep_freed_memory  # noqa: E402
 
 METHODS = {  # key: (config in configs/demo, row label)
     'alone': ('student_alone_resnet8_fmnist.py', 'alone (CE)'),
@@ -158,7 +157,6 @@ def table(results: dict, args) -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    keep_freed_memory()  # as tools/train.py: see afd_mm/utils/malloc.py
     start = time.time()
     demo.ensure_data(args.data_root)
     args.num_test = demo.num_test_images(args.data_root, args.test_images)

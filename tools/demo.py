@@ -43,7 +43,6 @@ from mmengine.runner import Runner  # noqa: E402
 import afd_mm  # noqa: E402,F401
 import afd_mm.datasets.fashion_mnist as fmnist  # noqa: E402  (registers)
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
-from afd_mm.utils.malloc import keep_freed_memory  # noqa: E402
 
 CONFIGS = osp.join(REPO, 'configs', 'demo')
 TEACHER = 'teacher_resnet20_fmnist.py'
@@ -354,7 +353,6 @@ def run_demo(args) -> List[dict]:
 
 def main(argv=None) -> List[dict]:
     args = parse_args(argv)
-    keep_freed_memory()  # as tools/train.py: see afd_mm/utils/malloc.py
     start = time.time()
     ensure_data(args.data_root)
     args.num_test = num_test_images(args.data_root, args.test_images)

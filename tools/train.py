@@ -18,7 +18,6 @@ from mmengine.runner import Runner  # noqa: E402
 from afd_mm.utils.atomic_io import find_resumable_checkpoint  # noqa: E402
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
 from afd_mm.utils.dist import finish_distributed, prepare_cpu_distributed  # noqa: E402
-from afd_mm.utils.malloc import keep_freed_memory  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -98,9 +97,6 @@ def use_resumable_epoch_loop(cfg: Config) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    # CPU steps reuse freed memory instead of faulting it back in
-    # (afd_mm/utils/malloc.py; AFD_MM_MALLOC=default opts out)
-    keep_freed_memory()
     cfg = merge_args(Config.fromfile(args.config), args)
     allow_mmengine_checkpoints()
     prepare_cpu_distributed(cfg, args.launcher)

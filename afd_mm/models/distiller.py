@@ -108,6 +108,11 @@ class AFDDistiller(BaseModel):
             distill_loss,
             default_args=dict(teacher_shapes=t_shapes,
                               student_shapes=s_shapes))
+        # a loss that reads less than the maps (AFD: g and v) has the
+        # recorders keep only that, from now on (the probe needed maps)
+        transform = getattr(self.distill_loss, 'feature_transform', None)
+        self.teacher_recorder.transform = transform
+        self.student_recorder.transform = transform
 
     # ----------------------------------------------------------- building
     def _build_teacher(self, teacher: Union[dict, str],
@@ -160,20 +165,11 @@ class AFDDistiller(BaseModel):
         return self
 
     def _recording(self):
-        """The recording contexts of teacher and student for ``loss``.
-
-        Nothing is recorded without a distillation loss; a loss with a
-        ``reduce_feature`` method has it applied to each candidate as it is
-        produced, so the maps are not kept for it, and one with a
-        ``reduce_teacher`` method packs the teacher's list right after the
-        teacher's forward, before the student's activations exist (see
-        AFDLoss).
-        """
+        """The recording contexts of teacher and student for ``loss``
+        (nothing is recorded without a distillation loss)."""
         if self.distill_loss is None:
             return contextlib.nullcontext([]), contextlib.nullcontext([])
-        reduce = getattr(self.distill_loss, 'reduce_feature', None)
-        return (self.teacher_recorder.record(reduce),
-                self.student_recorder.record(reduce))
+        return self.teacher_recorder.record(), self.student_recorder.record()
 
     # ------------------------------------------------------------ forward
     def forward(self, inputs: torch.Tensor, data_samples=None,
@@ -196,8 +192,6 @@ class AFDDistiller(BaseModel):
             t_out = self.teacher(inputs, mode='tensor') \
                 if self._teacher_head_used \
                 else self.teacher.extract_feat(inputs)
-        if hasattr(self.distill_loss, 'reduce_teacher'):  # AFD
-            t_feats = self.distill_loss.reduce_teacher(t_feats)
         with s_record as s_feats:
             s_logits = self.student.head(self.student.extract_feat(inputs))
         losses = self.student.head._get_loss(s_logits, data_samples)

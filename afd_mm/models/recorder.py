@@ -75,6 +75,12 @@ class FeatureRecorder:
             (B, C, h, w) maps of their patch tokens (see above). Default
             True, since AFD's distances need maps; False records 3-D
             outputs unchanged.
+        transform (callable, optional): applied to each candidate's output
+            (a map, after ``tokens_to_grid``) as soon as its module
+            returns; the recorded list then holds what it returns and the
+            output itself is not kept. ``AFDDistiller`` sets it to its
+            loss's ``feature_transform`` (AFD: g(h) and v(h), so the
+            teacher's maps are freed at once). Default None: the outputs.
     """
 
     def __init__(self,
@@ -85,16 +91,17 @@ class FeatureRecorder:
                  num: Optional[int] = None,
                  seed: int = 0,
                  indices: Optional[Sequence[int]] = None,
-                 tokens_to_grid: bool = True) -> None:
+                 tokens_to_grid: bool = True,
+                 transform: Optional[Callable] = None) -> None:
         self.patterns = patterns
         self.tokens_to_grid = tokens_to_grid
+        self.transform = transform
         self._extra_tokens: Optional[int] = None
         self.select_args = dict(mode=mode, stride=stride, start=start,
                                 num=num, seed=seed, indices=indices)
         self.names: List[str] = []
         self._handles: list = []
         self._records: Optional[dict] = None
-        self._reduce: Optional[Callable] = None
         self._grad_at_entry = False
 
     def attach(self, model: nn.Module) -> List[str]:
@@ -120,29 +127,20 @@ class FeatureRecorder:
         self._handles = []
 
     @contextlib.contextmanager
-    def record(self, reduce: Optional[Callable] = None
-               ) -> Iterator[List[torch.Tensor]]:
+    def record(self) -> Iterator[list]:
         """Collect candidate outputs of the forward run inside the block.
 
-        The yielded list is filled, in network order, when the block exits.
-
-        Args:
-            reduce (callable, optional): applied to each candidate's output
-                (a map, after ``tokens_to_grid``) as soon as its module
-                returns; the list then holds what it returns and the output
-                itself is not kept (e.g. ``AFDLoss.reduce_feature``).
-                Default None: the outputs.
+        The yielded list is filled, in network order, when the block exits:
+        the outputs, or what ``transform`` made of them.
         """
-        feats: List[torch.Tensor] = []
+        feats: list = []
         self._records = {}
-        self._reduce = reduce
         self._grad_at_entry = torch.is_grad_enabled()
         try:
             yield feats
             feats.extend(self._collect())
         finally:
             self._records = None
-            self._reduce = None
 
     def _make_hook(self, name: str):
         def hook(module, inputs, output):
@@ -167,9 +165,9 @@ class FeatureRecorder:
                 raise RuntimeError(
                     f'Candidate module {name!r} ran twice in one forward; '
                     'record a module that runs once (change `patterns`).')
-            if self._reduce is not None:  # version None: nothing to check
+            if self.transform is not None:  # version None: nothing to check
                 self._records[name] = (
-                    self._reduce(self._as_map(output, name)), None)
+                    self.transform(self._as_map(output, name)), None)
             else:
                 self._records[name] = (output, output._version)
         return hook
@@ -188,7 +186,7 @@ class FeatureRecorder:
         feats = []
         for name in self.names:
             tensor, version = self._records[name]
-            if version is None:  # reduced in the hook
+            if version is None:  # transformed in the hook
                 feats.append(tensor)
                 continue
             if tensor._version != version:

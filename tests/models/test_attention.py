@@ -1,16 +1,18 @@
 """Tests of afd_mm.models.attention: the meta-network and fixed links."""
+import copy
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from afd_reference import candidate_layer
+
 from afd_mm.models.attention import (
     AFDAttention,
     CandidateEmbedding,
     FixedLinks,
     fixed_links,
-    link_logits,
 )
 
 # (teacher channels, student channels, parameter count from the spec)
@@ -25,8 +27,8 @@ SETTINGS = {
 }
 
 
-def _feats(channels, batch=4, size=4):
-    return [torch.randn(batch, c, size, size) for c in channels]
+def _descs(channels, batch=4):
+    return [torch.randn(batch, c) for c in channels]
 
 
 @pytest.mark.parametrize('name', list(SETTINGS))
@@ -39,46 +41,70 @@ def test_parameter_count_matches_spec(name):
 def test_alpha_shape_rows_sum_to_one_and_per_sample():
     torch.manual_seed(0)
     net = AFDAttention([4, 6, 8], [3, 5], embed_dim=8)
-    alpha = net(_feats([4, 6, 8]), _feats([3, 5]))
+    alpha = net(_descs([4, 6, 8]), _descs([3, 5]))
     assert alpha.shape == (4, 3, 2)
     assert (alpha >= 0).all()
     assert torch.allclose(alpha.sum(dim=2), torch.ones(4, 3))
     assert not torch.allclose(alpha[0], alpha[1])
 
 
-def test_vector_candidates_serve_as_queries_and_keys():
-    net = AFDAttention([4, 6], [3], embed_dim=8)
-    teacher = [torch.randn(4, 4), torch.randn(4, 6, 2, 2)]
-    alpha = net(teacher, [torch.randn(4, 3)])
-    assert alpha.shape == (4, 2, 1)
-    assert torch.allclose(alpha, torch.ones(4, 2, 1))
-
-
-def test_queries_and_bilinear_keys_shapes():
-    net = AFDAttention([4, 6, 8], [3, 5], embed_dim=8)
-    assert net.queries(_feats([4, 6, 8])).shape == (4, 3, 8)
-    assert net.bilinear_keys(_feats([3, 5])).shape == (4, 2, 3, 8)
-    assert net.pos_t.shape == (3, 8) and net.pos_s.shape == (2, 8)
-
-
-def test_link_logits_against_loop():
-    b, s, t, d = 2, 3, 4, 5
-    keys, queries = torch.randn(b, s, t, d), torch.randn(b, t, d)
-    pos_t, pos_s = torch.randn(t, d), torch.randn(s, d)
-    logits = link_logits(keys, queries, pos_t, pos_s)
-    assert logits.shape == (b, t, s)
+def _reference_logits(net, g_t, g_s):
+    """The spec's logits with the bilinear keys formed explicitly."""
+    queries = net.query_layers(g_t)  # (B, T, d)
+    keys = net.key_layers(g_s)  # (B, S, d)
+    b, s, d = keys.shape
+    k_st = net.bilinear(keys.reshape(b * s, d)).view(b, s, -1, d)
+    logits = torch.empty(b, queries.shape[1], s, dtype=keys.dtype)
     for i in range(b):
-        for j in range(t):
-            for k in range(s):
-                expected = (keys[i, k, j] @ queries[i, j]
-                            + pos_t[j] @ pos_s[k]) / math.sqrt(d)
-                assert logits[i, j, k].item() == pytest.approx(
-                    expected.item(), abs=1e-5)
+        for t in range(queries.shape[1]):
+            for j in range(s):
+                logits[i, t, j] = (k_st[i, j, t] @ queries[i, t]
+                                   + net.pos_t[t] @ net.pos_s[j]) / math.sqrt(d)
+    return logits
+
+
+def test_factorised_bilinear_content_equals_explicit_bn_and_gradients():
+    """Training mode: the factorised content gives the values, gradients
+    and BN running statistics of bn(linear(keys)) followed by the dot
+    product (the reference below runs the modules themselves)."""
+    torch.manual_seed(0)
+    net = AFDAttention([4, 6, 4], [3, 5], embed_dim=8).double()
+    with torch.no_grad():
+        net.bilinear[1].weight.uniform_(0.5, 1.5)
+        net.bilinear[1].bias.normal_()
+    ref = copy.deepcopy(net)
+    g_t = [x.double() for x in _descs([4, 6, 4], batch=5)]
+    g_s = [x.double().requires_grad_() for x in _descs([3, 5], batch=5)]
+    alpha = net(g_t, g_s)
+    expected = _reference_logits(ref, g_t, g_s).softmax(dim=2)
+    torch.testing.assert_close(alpha, expected)
+    weights = torch.randn_like(alpha)
+    grads = torch.autograd.grad((alpha * weights).sum(),
+                                [*g_s, *net.parameters()])
+    ref_grads = torch.autograd.grad((expected * weights).sum(),
+                                    [*g_s, *ref.parameters()])
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want)
+    for name in ('running_mean', 'running_var', 'num_batches_tracked'):
+        torch.testing.assert_close(getattr(net.bilinear[1], name),
+                                   getattr(ref.bilinear[1], name))
+
+
+def test_bilinear_content_modules_path_outside_training():
+    """Eval mode runs the BN module on the explicit keys: same alpha as
+    the reference built from the modules."""
+    torch.manual_seed(0)
+    net = AFDAttention([4, 6], [3, 5], embed_dim=8)
+    net(_descs([4, 6], batch=6), _descs([3, 5], batch=6))  # some stats
+    net.eval()
+    g_t, g_s = _descs([4, 6], batch=1), _descs([3, 5], batch=1)
+    torch.testing.assert_close(
+        net(g_t, g_s), _reference_logits(net, g_t, g_s).softmax(dim=2))
 
 
 def test_eval_mode_runs_on_one_sample():
     net = AFDAttention([4, 6], [3, 5], embed_dim=8).eval()
-    alpha = net(_feats([4, 6], batch=1), _feats([3, 5], batch=1))
+    alpha = net(_descs([4, 6], batch=1), _descs([3, 5], batch=1))
     assert alpha.shape == (1, 2, 2)
 
 
@@ -90,12 +116,35 @@ def test_frozen_layer_bn_uses_its_running_stats_in_training():
     net.query_layers.eval()
     net.key_layers.eval()
     net.bilinear[1].eval()
-    t, s = _feats([4, 6], batch=6), _feats([3, 5], batch=6)
+    t, s = _descs([4, 6], batch=6), _descs([3, 5], batch=6)
     whole = net(t, s)
     half = net([h[:3] for h in t], [h[:3] for h in s])
     assert torch.allclose(whole[:3], half, atol=1e-6)
     assert torch.equal(net.bilinear[1].running_mean,
                        torch.zeros_like(net.bilinear[1].running_mean))
+
+
+def test_sync_batchnorm_conversion_reaches_every_bn():
+    """mmengine's convert_sync_batchnorm (``model_wrapper_cfg`` /
+    ``sync_bn='torch'``) turns every BN of the meta-network into SyncBN;
+    none is hidden as raw tensors."""
+    from mmengine.model import convert_sync_batchnorm
+    net = AFDAttention([4, 6, 4], [3, 5], embed_dim=8)
+    bns = [m for m in net.modules()
+           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(bns) == 2 + 2 + 1  # query groups, key groups, bilinear
+    converted = convert_sync_batchnorm(net)
+    kinds = {type(m) for m in converted.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    assert kinds == {torch.nn.SyncBatchNorm}
+    assert sum(isinstance(m, torch.nn.SyncBatchNorm)
+               for m in converted.modules()) == 5
+    # outside a process group SyncBN normalises like BN: same alpha
+    g_t, g_s = _descs([4, 6, 4], batch=5), _descs([3, 5], batch=5)
+    torch.manual_seed(0)
+    plain = AFDAttention([4, 6, 4], [3, 5], embed_dim=8)
+    synced = convert_sync_batchnorm(copy.deepcopy(plain))
+    torch.testing.assert_close(synced(g_t, g_s), plain(g_t, g_s))
 
 
 def test_linear_init_default_vs_xavier():
@@ -110,6 +159,10 @@ def test_linear_init_default_vs_xavier():
     # PyTorch's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
     bound = 1 / math.sqrt(128)
     assert default.bilinear[0].weight.abs().max() <= bound
+    query = xavier.query_layers.groups[0]
+    assert torch.equal(query.bias, torch.zeros(1, 128))
+    assert query.weight.std().item() == pytest.approx(
+        math.sqrt(2 / (64 + 128)), rel=0.05)
 
 
 def _embedding_and_separate_layers(channels, relu):
@@ -117,90 +170,71 @@ def _embedding_and_separate_layers(channels, relu):
     N separate Linear + BN1d layers holding the same values."""
     emb = CandidateEmbedding(channels, 8, relu=relu).double()
     with torch.no_grad():
-        for name, param in emb.named_parameters():
-            if name.endswith(('_gamma', '_beta')):
-                param.normal_()
+        for group in emb.groups:
+            group.bn.weight.normal_()
+            group.bn.bias.normal_()
     layers = []
     for i, c in enumerate(channels):
         layer = torch.nn.Sequential(torch.nn.Linear(c, 8),
                                     torch.nn.BatchNorm1d(8)).double()
         with torch.no_grad():  # weight, bias, gamma, beta in this order
-            for param, value in zip(layer.parameters(), emb.layer(i)):
+            for param, value in zip(layer.parameters(),
+                                    candidate_layer(emb, i)[0]):
                 param.copy_(value)
         layers.append(layer)
     return emb, layers
 
 
 @pytest.mark.parametrize('relu', [False, True])
-def test_candidate_embedding_equals_separate_linear_bn_layers(relu):
-    """Grouped storage, same maths: N separate Linear + BN1d (+ ReLU)."""
+@pytest.mark.parametrize('channels', [[4, 6, 4, 5, 6], [4, 4, 6, 6, 6]])
+def test_candidate_embedding_equals_separate_linear_bn_layers(relu, channels):
+    """Batched per width, same maths as N separate Linear + BN1d (+ ReLU):
+    values, running statistics and gradients, groups in and out of
+    network order."""
     torch.manual_seed(0)
-    channels = [4, 6, 4, 5, 6]  # groups out of network order
     emb, layers = _embedding_and_separate_layers(channels, relu)
     act = torch.relu if relu else (lambda x: x)
     for step in range(3):  # training: batch statistics, running updates
-        descs = [torch.randn(5, c, dtype=torch.float64) for c in channels]
+        descs = [torch.randn(5, c, dtype=torch.float64, requires_grad=True)
+                 for c in channels]
         out = emb(descs)
         assert out.shape == (5, len(channels), 8)
+        copies = [d.detach().clone().requires_grad_() for d in descs]
+        ref = [act(layer(x)) for layer, x in zip(layers, copies)]
+        for i in range(len(channels)):
+            torch.testing.assert_close(out[:, i], ref[i])
+        weights = torch.randn_like(out)
+        emb.zero_grad()
+        for layer in layers:
+            layer.zero_grad()
+        (out * weights).sum().backward()
+        sum((r * weights[:, i]).sum() for i, r in enumerate(ref)).backward()
         for i, layer in enumerate(layers):
-            assert torch.allclose(out[:, i], act(layer(descs[i])))
-    for c, idx in emb.index.items():
-        for j, i in enumerate(idx):
-            assert torch.allclose(getattr(emb, f'c{c}_running_mean')[j],
-                                  layers[i][1].running_mean)
-            assert torch.allclose(getattr(emb, f'c{c}_running_var')[j],
-                                  layers[i][1].running_var)
-    assert emb.num_batches_tracked.item() == 3
+            torch.testing.assert_close(descs[i].grad, copies[i].grad)
+            ours = candidate_layer(emb, i, grad=True)[0]
+            for got, param in zip(ours, layer.parameters()):
+                torch.testing.assert_close(got, param.grad)
+    for i, layer in enumerate(layers):
+        running = candidate_layer(emb, i)[1]
+        torch.testing.assert_close(running[0], layer[1].running_mean)
+        torch.testing.assert_close(running[1], layer[1].running_var)
     emb.eval()
     descs = [torch.randn(1, c, dtype=torch.float64) for c in channels]
     out = emb(descs)
     for i, layer in enumerate(layers):
-        assert torch.allclose(out[:, i], act(layer.eval()(descs[i])))
+        torch.testing.assert_close(out[:, i], act(layer.eval()(descs[i])))
 
 
-@pytest.mark.parametrize('relu', [False, True])
-@pytest.mark.parametrize('channels', [[4, 6, 4, 5, 6], [4, 4, 6, 6, 6]])
-def test_candidate_embedding_gradients_equal_separate_layers(relu, channels):
-    """The training path's hand-written backward (``_Embeddings``) gives
-    the gradients of N separate Linear + BN1d (+ ReLU) layers, for groups
-    in and out of network order."""
-    torch.manual_seed(0)
-    emb, layers = _embedding_and_separate_layers(channels, relu)
-    descs = [torch.randn(6, c, dtype=torch.float64, requires_grad=True)
-             for c in channels]
-    weights = torch.randn(6, len(channels), 8, dtype=torch.float64)
-    (emb(descs) * weights).sum().backward()
-    act = torch.relu if relu else (lambda x: x)
-    copies = [d.detach().clone().requires_grad_() for d in descs]
-    sum((act(layer(x)) * weights[:, i]).sum()
-        for i, (layer, x) in enumerate(zip(layers, copies))).backward()
-    for i, layer in enumerate(layers):
-        torch.testing.assert_close(descs[i].grad, copies[i].grad)
-        c = channels[i]
-        j = emb.index[c].index(i)
-        for name, param in zip(('weight', 'bias', 'gamma', 'beta'),
-                               layer.parameters()):
-            grad = getattr(emb, f'c{c}_{name}').grad[j]
-            torch.testing.assert_close(grad, param.grad, atol=1e-10,
-                                       rtol=1e-7)
-
-
-def test_candidate_embedding_init_and_messages():
+def test_candidate_embedding_init():
     torch.manual_seed(0)
     emb = CandidateEmbedding([64] * 4, 128)
+    weight = emb.groups[0].weight
     bound = 1 / math.sqrt(64)  # nn.Linear's default init
-    assert emb.c64_weight.abs().max() <= bound
-    assert emb.c64_weight.std().item() == pytest.approx(
-        bound / math.sqrt(3), rel=0.05)
-    emb.init_xavier()
-    assert torch.equal(emb.c64_bias, torch.zeros(4, 128))
-    assert emb.c64_weight.std().item() == pytest.approx(
-        math.sqrt(2 / (64 + 128)), rel=0.05)
-    assert 'C=64' in repr(emb)
-    with pytest.raises(ValueError, match='at least 2 samples'):
-        emb([torch.randn(1, 64)] * 4)
-    with pytest.raises(ValueError, match='built for 4 candidates'):
-        emb([torch.randn(2, 64)] * 3)
+    assert weight.shape == (4, 128, 64)
+    assert weight.abs().max() <= bound
+    assert weight.std().item() == pytest.approx(bound / math.sqrt(3),
+                                                rel=0.05)
+    assert 'channels=[64, 64, 64, 64]' in repr(emb)
 
 
 def test_linear_init_unknown_message():
@@ -301,81 +335,8 @@ def test_fixed_links_unknown_mode_message():
 
 def test_fixed_links_module_broadcasts_without_parameters():
     module = FixedLinks('ordered', 3, 2)
-    alpha = module(_feats([4, 4, 4], batch=5), _feats([3, 3], batch=5))
+    alpha = module(_descs([4, 4, 4], batch=5), _descs([3, 3], batch=5))
     assert alpha.shape == (5, 3, 2)
     assert torch.equal(alpha[4], fixed_links('ordered', 3, 2))
     assert list(module.parameters()) == []
     assert module.state_dict() == {}
-
-
-def test_candidate_embedding_loads_the_per_candidate_layout():
-    """Checkpoints of the earlier ModuleList(Sequential(Linear, BN1d))
-    layout load into the stacked one, candidate by candidate."""
-    torch.manual_seed(0)
-    channels = [4, 6, 4]
-    old = torch.nn.ModuleList(
-        torch.nn.Sequential(torch.nn.Linear(c, 8), torch.nn.BatchNorm1d(8))
-        for c in channels)
-    for layer in old:
-        layer[1].running_mean.normal_()
-        layer[1].num_batches_tracked.fill_(7)
-    emb = CandidateEmbedding(channels, 8)
-    emb.load_state_dict(old.state_dict())
-    for i, layer in enumerate(old):
-        weight, bias, gamma, beta = emb.layer(i)
-        assert torch.equal(weight, layer[0].weight)
-        assert torch.equal(bias, layer[0].bias)
-        assert torch.equal(gamma, layer[1].weight)
-        assert torch.equal(beta, layer[1].bias)
-    assert torch.equal(emb.c4_running_mean[1], old[2][1].running_mean)
-    assert emb.num_batches_tracked.item() == 7
-    emb.eval()
-    descs = [torch.randn(3, c) for c in channels]
-    out = emb(descs)
-    for i, layer in enumerate(old):
-        assert torch.allclose(out[:, i], layer.eval()(descs[i]), atol=1e-6)
-
-
-@pytest.mark.parametrize('chunk', [None, 4])
-def test_bilinear_content_values_and_gradcheck(monkeypatch, chunk):
-    """The fused BN + dot product against its formula, in one chunk and
-    in chunks of one or two teachers / rows."""
-    from afd_mm.models import attention
-    if chunk is not None:
-        monkeypatch.setattr(attention, '_CHUNK_ELEMENTS', chunk)
-    gen = torch.Generator().manual_seed(0)
-    b, num_t, num_s, d = 3, 4, 2, 2
-
-    def rand(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64,
-                           requires_grad=True)
-
-    queries, raw_keys = rand(b, num_t, d), rand(b, num_s, d)
-    weight, gamma, shift = rand(num_t * d, d), rand(num_t, d), rand(num_t, d)
-
-    def content(queries, raw_keys, weight, gamma, shift):
-        out, var, mean = attention._BilinearContent.apply(
-            queries, raw_keys, weight, gamma, shift, 1e-5)
-        return out
-
-    inputs = (queries, raw_keys, weight, gamma, shift)
-    # BN1d in training over the B * S keys, then <., q_t>
-    x = raw_keys.reshape(-1, d) @ weight.t()  # (B * S, T * d)
-    bn = (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5)
-    bn = (bn * gamma.reshape(-1) + shift.reshape(-1)).view(b, num_s, num_t,
-                                                          d)
-    expected = torch.einsum('bstd,btd->bts', bn, queries)
-    torch.testing.assert_close(content(*inputs), expected)
-    _, var, mean = attention._BilinearContent.apply(*inputs, 1e-5)
-    torch.testing.assert_close(var, x.var(0, unbiased=False))
-    torch.testing.assert_close(mean, raw_keys.reshape(-1, d).mean(0))
-    assert torch.autograd.gradcheck(content, inputs)
-
-
-def test_softmax_last_dim_values_and_gradcheck():
-    from afd_mm.models.attention import _SoftmaxLastDim
-    x = torch.randn(3, 4, 5, dtype=torch.float64) * 30  # large logits
-    x[0, 0] = -1e4  # a row far below zero: the max is subtracted first
-    x.requires_grad_()
-    torch.testing.assert_close(_SoftmaxLastDim.apply(x), x.softmax(dim=-1))
-    assert torch.autograd.gradcheck(_SoftmaxLastDim.apply, (x, ))

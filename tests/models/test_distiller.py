@@ -154,18 +154,27 @@ def test_student_batch_augments_reach_the_preprocessor():
     assert torch.isfinite(losses['loss_cls'])
 
 
-def test_afd_reduces_candidates_in_the_hooks_same_loss():
+def test_afd_recorders_keep_the_loss_descriptors_same_loss():
+    """The recorders apply AFDLoss.feature_transform in their hooks: the
+    loss gets (g, v) of each candidate, and the same value as from the
+    maps reduced afterwards."""
     torch.manual_seed(0)
     model = _distiller().double()
+    transform = model.distill_loss.feature_transform
+    assert model.teacher_recorder.transform is transform
+    assert model.student_recorder.transform is transform
     inputs, samples = _batch()
     inputs = inputs.double()
     losses = model(inputs, samples, mode='loss')
+    model.teacher_recorder.transform = None
+    model.student_recorder.transform = None
     with torch.no_grad(), model.teacher_recorder.record() as t_feats:
         model.teacher(inputs, mode='tensor')
     with model.student_recorder.record() as s_feats:
         model.student.extract_feat(inputs)
-    assert all(h.dim() == 4 for h in t_feats + s_feats)  # maps by default
-    expected = model.distill_loss(t_feats, s_feats)
+    assert all(h.dim() == 4 for h in t_feats + s_feats)  # maps
+    expected = model.distill_loss([transform(h) for h in t_feats],
+                                  [transform(h) for h in s_feats])
     assert losses['loss_afd'].item() == pytest.approx(expected.item(),
                                                       rel=1e-12)
 

@@ -67,15 +67,24 @@ def test_mmpretrain_resnet_blocks():
                                            512, 512]
 
 
-def test_reduce_replaces_each_output_as_it_is_produced(chain):
-    rec = FeatureRecorder('layer*')
+def test_transform_replaces_each_output_as_it_is_produced(chain):
+    kept = []
+
+    def transform(h):
+        kept.append(h.shape)
+        return h.sum(dim=(2, 3))
+
+    rec = FeatureRecorder('layer*', transform=transform)
     rec.attach(chain)
     x = torch.randn(2, 3, 8, 8)
-    with rec.record(reduce=lambda h: h.sum(dim=(2, 3))) as feats:
+    with rec.record() as feats:
         chain(x)
+        # applied in the hook, as each module returns
+        assert len(kept) == 2 and feats == []
     h1 = chain.layer1(chain.stem(x))
     assert [tuple(f.shape) for f in feats] == [(2, 4), (2, 8)]
     assert torch.allclose(feats[0], h1.sum(dim=(2, 3)))
-    with rec.record() as feats:  # reduce lasts one record() only
+    rec.transform = None
+    with rec.record() as feats:
         chain(x)
     assert feats[0].dim() == 4

@@ -1,42 +1,13 @@
 """AFDLoss: owns the meta-network; the only place L_AFD is reduced."""
-from typing import NamedTuple
-
 import torch
 from torch import nn
 
-from afd_mm.ops import linked_kernel_serves
 from afd_mm.registry import MODELS
 
 from ..attention import FIXED_LINKS, LINEAR_INITS, AFDAttention, FixedLinks
-from ..distance import (
-    DISTANCES,
-    POOLINGS,
-    grouped_teacher_values,
-    linked_distance,
-    map_descriptors,
-    teacher_block_sums,
-)
+from ..distance import DISTANCES, POOLINGS, Descriptors, distance_matrix
 
 LINKS = ('afd', ) + FIXED_LINKS
-
-
-class TeacherDescriptors(NamedTuple):
-    """What L_AFD reads of the teacher, from ``AFDLoss.reduce_teacher``.
-
-    Attributes:
-        g (list[Tensor]): g(h_t) of the T candidates, each (B, C_t).
-        values (dict): the teacher values u_t stacked per spatial size,
-            ``{(H_t, W_t): (positions among the T, (B, n, P))}`` (see
-            ``distance.grouped_teacher_values``).
-        sums (dict): the values summed over blocks for the student sizes
-            they are compared at (``distance.teacher_block_sums``); empty
-            where the C kernel of ``linked_distance`` will serve the
-            values, which reads them directly.
-    """
-
-    g: list
-    values: dict
-    sums: dict
 
 
 def _check_choice(key, value, allowed):
@@ -63,6 +34,10 @@ def _check_shapes(shapes, side):
                 f'that output maps (residual blocks, not the pooled neck).')
 
 
+def _float32_or_wider(x):
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 @MODELS.register_module()
 class AFDLoss(nn.Module):
     """Attention-based Feature Distillation loss (Ji et al., AAAI 2021).
@@ -77,7 +52,7 @@ class AFDLoss(nn.Module):
 
     D compares the channel-pooled, L2-normalised maps of teacher t and of
     student s, the student's resized to the teacher's size (spec section
-    3). Gradient reaches the student through both D and alpha; the teacher
+    3; ``distance.distance_matrix``). Gradient reaches the student through both D and alpha; the teacher
     feats are detached. The meta-network is the only trainable part and
     gets its gradient from this loss alone.
 
@@ -112,6 +87,10 @@ class AFDLoss(nn.Module):
             meta-network's Linear layers. Default: 'default'.
 
     Attributes:
+        feature_transform (Descriptors): what the distiller's recorders
+            apply to each candidate map as it is recorded: the
+            ``MapDescriptors`` (g(h), v(h)) that ``forward`` takes. The
+            teacher's maps are thus freed as soon as they are reduced.
         last_alpha (Tensor | None): alpha of the last forward averaged over
             the batch, (T, S), detached; None before the first forward.
     """
@@ -139,8 +118,6 @@ class AFDLoss(nn.Module):
                 f'`embed_dim` key of AFDLoss; the paper uses 128).')
         self.teacher_channels = [int(shape[0]) for shape in teacher_shapes]
         self.student_channels = [int(shape[0]) for shape in student_shapes]
-        self.student_sizes = {tuple(int(x) for x in shape[1:])
-                              for shape in student_shapes}
         self.loss_weight = loss_weight
         self.distance = distance
         self.pooling = pooling
@@ -153,114 +130,52 @@ class AFDLoss(nn.Module):
             self.attention = FixedLinks(
                 links, len(teacher_shapes), len(student_shapes), link_seed,
                 links_file)
+        self.feature_transform = Descriptors(pooling)
         self.last_alpha = None
 
-    def reduce_feature(self, h):
-        """What L_AFD reads of one candidate map: (g(h), v(h)).
-
-        ``forward`` takes these pairs in place of the maps. A distiller
-        may have its recorders apply this to each candidate as soon as it
-        is produced (``FeatureRecorder.record(reduce=...)``): the teacher's
-        maps are then freed at once instead of living through the student's
-        forward, and each student map's gradient from L_AFD is formed when
-        the backward reaches its block instead of at the start.
-
-        Args:
-            h (Tensor): a candidate map (B, C, H, W); anything else is
-                returned unchanged, for ``forward`` to report.
-
-        Returns:
-            tuple[Tensor, Tensor]: g(h) (B, C) and v(h) (B, H, W).
-        """
-        if not isinstance(h, torch.Tensor) or h.dim() != 4:
-            return h
-        return map_descriptors(h, self.pooling)
-
-    @torch.no_grad()
-    def reduce_teacher(self, teacher_feats):
-        """All the teacher's candidates reduced to what ``forward`` reads.
-
-        Detached g(h_t), and the teacher values u_t (normalised v(h_t))
-        stacked per spatial size, which is the only copy of them that
-        ``forward`` keeps for the backward. A distiller calls this right
-        after the teacher's forward, when its recorded list can be
-        dropped, so the list and the stacked copy never both live
-        through the student's forward.
-
-        Args:
-            teacher_feats (list[Tensor | tuple]): T maps (B, C_t, H_t, W_t)
-                or their ``reduce_feature`` pairs.
-
-        Returns:
-            TeacherDescriptors: to pass as ``forward``'s teacher_feats.
-        """
-        self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
-        g_t, v_t = self._descriptors(teacher_feats, detach=True)
-        values = grouped_teacher_values(v_t)
-        sums = {}  # the C kernel of linked_distance reads the values only
-        if not linked_kernel_serves(values):
-            sums = teacher_block_sums(values, self.student_sizes,
-                                      self.distance)
-        return TeacherDescriptors(g_t, values, sums)
-
     def _check_feats(self, feats, channels, side):
-        if isinstance(feats, TeacherDescriptors):  # check g (B, C_t)
-            feats = [(g, None) for g in feats.g]
         if len(feats) != len(channels):
             raise ValueError(
                 f'AFDLoss was built for {len(channels)} {side} candidates '
                 f"but got {len(feats)} {side} feats; the distiller's "
                 f'`{side}_recorder` must record the same modules at every '
                 f'forward as at the probe forward.')
-        for i, (h, c) in enumerate(zip(feats, channels)):
-            rank = 4
-            if isinstance(h, tuple):  # (g, v) of reduce_feature: g (B, C)
-                h, rank = h[0], 2
-            if h.dim() != rank or h.shape[1] != c:
-                shape = tuple(h.shape)
+        for i, (feat, c) in enumerate(zip(feats, channels)):
+            if feat.g.dim() != 2 or feat.g.shape[1] != c:
                 raise ValueError(
-                    f'{side} feat {i} has shape {shape}, expected '
-                    f'(B, {c}, H, W) as found by the probe forward; the '
-                    f'`{side}_recorder` must record the same modules as '
-                    f'at the probe forward.')
-
-    def _descriptors(self, feats, detach):
-        """[g] (B, C) and [v] (B, H, W) of maps or ``reduce_feature`` pairs."""
-        pairs = []
-        for h in feats:
-            if not isinstance(h, tuple):
-                h = self.reduce_feature(h.detach() if detach else h)
-            pairs.append(tuple(x.detach() for x in h) if detach else h)
-        return [g for g, _ in pairs], [v for _, v in pairs]
+                    f'{side} feat {i} has g(h) of shape '
+                    f'{tuple(feat.g.shape)}, expected (B, {c}) as found by '
+                    f'the probe forward; the `{side}_recorder` must record '
+                    f'the same modules as at the probe forward.')
 
     def forward(self, teacher_feats, student_feats, data_samples=None):
         """beta * L_AFD for one batch.
 
+        Computed in float32 (or the inputs' wider type) with autocast off:
+        the meta-network's batch statistics and small distances need it.
+
         Args:
-            teacher_feats (list[Tensor | tuple] | TeacherDescriptors): T
-                maps (B, C_t, H_t, W_t) in network order, or their
-                ``reduce_feature`` pairs, or ``reduce_teacher`` of either;
-                detached here.
-            student_feats (list[Tensor | tuple]): S maps (B, C_s, H_s, W_s)
-                in network order, or their ``reduce_feature`` pairs.
+            teacher_feats (list[MapDescriptors]): the T teacher candidates'
+                (g (B, C_t), v (B, H_t, W_t)), ``feature_transform`` of
+                each map, in network order; detached here.
+            student_feats (list[MapDescriptors]): the S student
+                candidates', likewise.
             data_samples (list[DataSample], optional): unused.
 
         Returns:
             Tensor: the weighted scalar loss.
         """
-        if isinstance(teacher_feats, TeacherDescriptors):
-            self._check_feats(teacher_feats, self.teacher_channels,
-                              'teacher')
-        else:  # checked there
-            teacher_feats = self.reduce_teacher(teacher_feats)
+        self._check_feats(teacher_feats, self.teacher_channels, 'teacher')
         self._check_feats(student_feats, self.student_channels, 'student')
-        # g(h) (B, C) of every candidate, the teacher values u_t grouped by
-        # size and the students' v(h) (B, H, W), each read once
-        g_t, u_t, sums_t = teacher_feats
-        g_s, v_s = self._descriptors(student_feats, detach=False)
-        # the meta-network only reads g(h): (B, C) stands in for each map
-        alpha = self.attention(g_t, g_s)  # (B, T, S)
+        device = student_feats[0].g.device.type
+        with torch.autocast(device, enabled=False):
+            g_t, v_t = ([_float32_or_wider(x.detach()) for x in xs]
+                        for xs in zip(*teacher_feats))
+            g_s, v_s = ([_float32_or_wider(x) for x in xs]
+                        for xs in zip(*student_feats))
+            alpha = self.attention(g_t, g_s)  # (B, T, S)
+            dist = distance_matrix(v_t, v_s, self.distance)  # (B, T, S)
+            # L_AFD = sum over t of mean over b of sum over s of alpha * D
+            l_afd = (alpha * dist).sum(dim=2).mean(dim=0).sum()
         self.last_alpha = alpha.detach().mean(dim=0)  # (T, S)
-        # sum_t mean_b sum_s alpha * D
-        l_afd = linked_distance(u_t, v_s, alpha, self.distance, sums_t)
         return self.loss_weight * l_afd

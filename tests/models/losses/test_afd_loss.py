@@ -4,6 +4,8 @@ import math
 import pytest
 import torch
 
+from afd_reference import candidate_layer
+
 from afd_mm.models import distance as distance_mod
 from afd_mm.models.losses.afd_loss import AFDLoss
 from afd_mm.registry import MODELS
@@ -20,13 +22,20 @@ def _feats(shapes, batch=BATCH, dtype=torch.float32, grad=False):
             for shape in shapes]
 
 
+def run(loss, teacher, student):
+    """The loss on maps: each reduced by the loss's own feature_transform,
+    as the distiller's recorders do."""
+    return loss([loss.feature_transform(h) for h in teacher],
+                [loss.feature_transform(h) for h in student])
+
+
 def _randomise_bn(module):
     """Non-trivial BN affine parameters, so the reference must use them."""
     with torch.no_grad():
         for name, param in module.named_parameters():
-            if name.endswith(('_gamma', 'bilinear.1.weight')):
+            if name.endswith(('bn.weight', 'bilinear.1.weight')):
                 param.uniform_(0.5, 1.5)
-            elif name.endswith(('_beta', 'bilinear.1.bias')):
+            elif name.endswith(('bn.bias', 'bilinear.1.bias')):
                 param.normal_()
 
 
@@ -85,13 +94,15 @@ def _reference_alpha(net, teacher_feats, student_feats):
     d = net.pos_t.shape[1]
     queries = []  # [t][b] -> (d,)
     for t, h in enumerate(teacher_feats):
-        weight, bias, gamma, beta = net.query_layers.layer(t)
+        (weight, bias, gamma, beta), _ = candidate_layer(
+            net.query_layers, t)
         queries.append(_batch_norm(
             [_linear(h[b].mean(dim=(1, 2)), weight, bias)
              for b in range(n_b)], gamma, beta))
     keys = []  # [s][b] -> (d,)
     for s, h in enumerate(student_feats):
-        weight, bias, gamma, beta = net.key_layers.layer(s)
+        (weight, bias, gamma, beta), _ = candidate_layer(
+            net.key_layers, s)
         keys.append([torch.relu(k) for k in _batch_norm(
             [_linear(h[b].mean(dim=(1, 2)), weight, bias)
              for b in range(n_b)], gamma, beta)])
@@ -141,7 +152,7 @@ def test_forward_matches_loop_reference(distance, pooling):
     _randomise_bn(loss)
     teacher = _feats(TEACHER_SHAPES, dtype=torch.float64)
     student = _feats(STUDENT_SHAPES, dtype=torch.float64, grad=True)
-    value = loss(teacher, student)
+    value = run(loss, teacher, student)
     expected = _reference_loss(loss, teacher, student, distance, pooling)
     assert value.item() == pytest.approx(expected.item(), rel=1e-10)
     # same gradients: into the student through D and alpha, and into
@@ -159,7 +170,7 @@ def test_last_alpha_matches_reference_mean():
     teacher = _feats(TEACHER_SHAPES, dtype=torch.float64)
     student = _feats(STUDENT_SHAPES, dtype=torch.float64)
     assert loss.last_alpha is None
-    loss(teacher, student)
+    run(loss, teacher, student)
     alpha = _reference_alpha(loss.attention, teacher, student)
     expected = torch.stack([torch.stack(row) for row in alpha]).mean(0)
     assert loss.last_alpha.shape == (4, 3)
@@ -197,22 +208,22 @@ def test_parameter_counts(teacher_channels, student_channels, expected):
 def test_zero_when_student_values_equal_teacher_values():
     h = torch.randn(BATCH, 4, 4, 4)
     identical = AFDLoss([(4, 4, 4)] * 2, [(4, 4, 4)] * 2, embed_dim=8)
-    # float32 rounding of the expanded square |w|^2 + |u|^2 - 2 <u, w>
-    # leaves a few ulps, times beta = 200
-    assert identical([h, h], [h.clone(), h.clone()]).item() == \
-        pytest.approx(0., abs=1e-5)
+    assert run(identical, [h, h], [h.clone(), h.clone()]).item() == \
+        pytest.approx(0., abs=1e-6)
     # a student map smaller than the teacher's, up-sampled by replication
     small = torch.randn(BATCH, 6, 2, 2)
     big = small.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
     replicated = AFDLoss([(6, 4, 4)], [(6, 2, 2)], embed_dim=8)
-    assert replicated([big], [small]).item() == pytest.approx(0., abs=1e-5)
+    assert run(replicated, [big], [small]).item() == pytest.approx(
+        0., abs=1e-6)
     # constant maps have equal values at every size: D = 0 for all pairs
     mixed = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8)
     teacher = [torch.full((BATCH, *shape), 3.) for shape in TEACHER_SHAPES]
     student = [torch.full((BATCH, *shape), 0.5) for shape in STUDENT_SHAPES]
-    assert mixed(teacher, student).item() == pytest.approx(0., abs=1e-5)
+    assert run(mixed, teacher, student).item() == pytest.approx(
+        0., abs=1e-6)
     # and a different map is not at zero distance
-    assert replicated([big], [small.flip(2)]).item() > 0
+    assert run(replicated, [big], [small.flip(2)]).item() > 0
 
 
 def test_gradient_reaches_student_and_meta_network_not_teacher():
@@ -221,15 +232,15 @@ def test_gradient_reaches_student_and_meta_network_not_teacher():
     _randomise_bn(loss)
     teacher = _feats(TEACHER_SHAPES, dtype=torch.float64, grad=True)
     student = _feats(STUDENT_SHAPES, dtype=torch.float64, grad=True)
-    loss(teacher, student).backward()
+    run(loss, teacher, student).backward()
     assert all(h.grad is None for h in teacher)
     assert all(h.grad.abs().sum() > 0 for h in student)
     # A Linear bias followed by training-mode BN is cancelled by the BN's
     # mean, and the bilinear BN's shift adds <beta_t, q_t> to every logit
     # of row t, which the softmax over s ignores: these get zero gradient.
     dead = {'attention.bilinear.0.bias', 'attention.bilinear.1.bias'}
-    dead |= {f'attention.query_layers.c{c}_bias' for c in (3, 4, 5, 6)}
-    dead |= {f'attention.key_layers.c{c}_bias' for c in (3, 5, 7)}
+    dead |= {f'attention.query_layers.groups.{k}.bias' for k in range(4)}
+    dead |= {f'attention.key_layers.groups.{k}.bias' for k in range(3)}
     for name, param in loss.named_parameters():
         assert param.grad is not None, name
         if name in dead:
@@ -240,14 +251,14 @@ def test_gradient_reaches_student_and_meta_network_not_teacher():
 
 def test_trains_under_cpu_autocast():
     """`tools/train.py --amp` (AmpOptimWrapper) runs the loss under
-    autocast: bfloat16 matrix products inside the meta-network's
-    Functions, float32 loss and gradients, all finite."""
+    autocast: bfloat16 maps from the network, L_AFD in float32, finite
+    float32 gradients."""
     torch.manual_seed(0)
     loss = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8)
     teacher = _feats(TEACHER_SHAPES)
     student = _feats(STUDENT_SHAPES, grad=True)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        value = loss(teacher, student)
+        value = run(loss, teacher, student)
     value.backward()
     assert value.dtype == torch.float32 and torch.isfinite(value)
     for h in student:
@@ -264,8 +275,8 @@ def test_loss_weight_scales_l_afd():
     one = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, loss_weight=1.0)
     torch.manual_seed(0)
     beta = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES)
-    assert beta(teacher, student).item() == pytest.approx(
-        200 * one(teacher, student).item(), rel=1e-5)
+    assert run(beta, teacher, student).item() == pytest.approx(
+        200 * run(one, teacher, student).item(), rel=1e-5)
 
 
 def test_student_values_once_per_teacher_size(monkeypatch):
@@ -278,7 +289,7 @@ def test_student_values_once_per_teacher_size(monkeypatch):
 
     monkeypatch.setattr(distance_mod, 'student_values', counting)
     loss = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8)
-    loss(_feats(TEACHER_SHAPES), _feats(STUDENT_SHAPES))
+    run(loss, _feats(TEACHER_SHAPES), _feats(STUDENT_SHAPES))
     assert sorted(sizes) == [(3, 3), (4, 4), (8, 8)]
 
 
@@ -287,7 +298,7 @@ def test_student_values_once_per_teacher_size(monkeypatch):
 def test_every_option_gives_finite_non_negative_loss(distance, pooling):
     loss = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8,
                    distance=distance, pooling=pooling)
-    value = loss(_feats(TEACHER_SHAPES), _feats(STUDENT_SHAPES))
+    value = run(loss, _feats(TEACHER_SHAPES), _feats(STUDENT_SHAPES))
     assert torch.isfinite(value) and value.item() >= 0
 
 
@@ -296,10 +307,12 @@ def test_ordered_links_pick_the_proportional_student():
                    links='ordered')
     assert list(loss.parameters()) == []
     teacher, student = _feats(TEACHER_SHAPES), _feats(STUDENT_SHAPES)
-    dist = distance_mod.distance_matrix(teacher, student)  # (B, T, S)
+    dist = distance_mod.distance_matrix(
+        [distance_mod.spatial_descriptor(h) for h in teacher],
+        [distance_mod.spatial_descriptor(h) for h in student])  # (B, T, S)
     # round(t * 2 / 3) for t = 0..3 -> students 0, 1, 1, 2
     expected = sum(dist[:, t, s].mean() for t, s in enumerate([0, 1, 1, 2]))
-    assert loss(teacher, student).item() == pytest.approx(expected.item())
+    assert run(loss, teacher, student).item() == pytest.approx(expected.item())
     assert loss.last_alpha.argmax(1).tolist() == [0, 1, 1, 2]
 
 
@@ -314,7 +327,7 @@ def test_random_and_fixed_links(tmp_path):
     loss = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, links='fixed',
                    links_file=path)
     student = _feats(STUDENT_SHAPES, grad=True)
-    loss(_feats(TEACHER_SHAPES), student).backward()
+    run(loss, _feats(TEACHER_SHAPES), student).backward()
     assert torch.allclose(loss.last_alpha,
                           torch.tensor([[0.25, 0.25, 0.5]] * 4))
     assert all(h.grad.abs().sum() > 0 for h in student)
@@ -395,23 +408,19 @@ def test_forward_wrong_number_of_feats_message():
             r'AFDLoss was built for 3 student candidates but got 2 student '
             r"feats; the distiller's `student_recorder` must record the "
             r'same modules')):
-        loss(_feats(TEACHER_SHAPES), _feats(STUDENT_SHAPES[:2]))
+        run(loss, _feats(TEACHER_SHAPES), _feats(STUDENT_SHAPES[:2]))
     with pytest.raises(ValueError, match=r'built for 4 teacher candidates '
                        r'but got 5 teacher feats'):
-        loss(_feats(TEACHER_SHAPES + [(4, 8, 8)]), _feats(STUDENT_SHAPES))
+        run(loss, _feats(TEACHER_SHAPES + [(4, 8, 8)]),
+            _feats(STUDENT_SHAPES))
 
 
-def test_forward_wrong_channels_or_rank_message():
+def test_forward_wrong_channels_message():
     loss = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8)
     teacher = _feats(TEACHER_SHAPES)
     teacher[2] = torch.randn(BATCH, 9, 4, 4)
     with pytest.raises(ValueError, match=(
-            r'teacher feat 2 has shape \(4, 9, 4, 4\), expected '
-            r'\(B, 5, H, W\) as found by the probe forward; the '
+            r'teacher feat 2 has g\(h\) of shape \(4, 9\), expected '
+            r'\(B, 5\) as found by the probe forward; the '
             r'`teacher_recorder` must record the same modules')):
-        loss(teacher, _feats(STUDENT_SHAPES))
-    student = _feats(STUDENT_SHAPES)
-    student[0] = torch.randn(BATCH, 3)
-    with pytest.raises(ValueError, match=r'student feat 0 has shape '
-                       r'\(4, 3\), expected \(B, 3, H, W\)'):
-        loss(_feats(TEACHER_SHAPES), student)
+        run(loss, teacher, _feats(STUDENT_SHAPES))
