@@ -33,7 +33,6 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import demo  # noqa: E402
 
-
 METHODS = {  # key: (config in configs/demo, row label)
     'alone': ('student_alone_resnet8_fmnist.py', 'alone (CE)'),
     'kd': ('kd_resnet20_resnet8_fmnist.py', 'KD'),

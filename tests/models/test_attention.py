@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from afd_reference import candidate_layer
 
 from afd_mm.models.attention import (
@@ -58,8 +57,8 @@ def _reference_logits(net, g_t, g_s):
     for i in range(b):
         for t in range(queries.shape[1]):
             for j in range(s):
-                logits[i, t, j] = (k_st[i, j, t] @ queries[i, t]
-                                   + net.pos_t[t] @ net.pos_s[j]) / math.sqrt(d)
+                logits[i, t, j] = (k_st[i, j, t] @ queries[i, t] + net.pos_t[t]
+                                   @ net.pos_s[j]) / math.sqrt(d)
     return logits
 
 

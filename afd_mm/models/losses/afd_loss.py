@@ -52,9 +52,9 @@ class AFDLoss(nn.Module):
 
     D compares the channel-pooled, L2-normalised maps of teacher t and of
     student s, the student's resized to the teacher's size (spec section
-    3; ``distance.distance_matrix``). Gradient reaches the student through both D and alpha; the teacher
-    feats are detached. The meta-network is the only trainable part and
-    gets its gradient from this loss alone.
+    3; ``distance.distance_matrix``). Gradient reaches the student through
+    both D and alpha; the teacher feats are detached. The meta-network is
+    the only trainable part and gets its gradient from this loss alone.
 
     Args:
         teacher_shapes (list[tuple]): the T teacher candidates' shapes

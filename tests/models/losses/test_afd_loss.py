@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-
 from afd_reference import candidate_layer
 
 from afd_mm.models import distance as distance_mod
