@@ -1,4 +1,4 @@
-"""Speed and peak memory of one distillation train step, vs the floor.
+"""Speed, memory and op count of one distillation train step, vs the floor.
 
 Builds every method as a real ``AFDDistiller`` from a paper config
 (``teacher_ckpt=None``, random weights: speed does not depend on them) with
@@ -9,85 +9,48 @@ same kind of teacher and student, teacher forward under ``no_grad`` +
 student forward + CE + backward + step, with no recorder, loss or KD::
 
     python tools/benchmark_speed.py [--pair r56_r20] [--batch 64]
-        [--iters 20] [--warmup 3] [--methods floor,afd,kd,at,...]
-        [--device cpu|cuda] [--mem-iters 3] [--threads N]
-        [--mem-mode subprocess|inprocess] [--mem-procs 3]
-        [--malloc keep|default]
+        [--iters 20] [--warmup 3] [--methods floor,afd,afd_compiled,...]
+        [--device cpu|cuda] [--threads N] [--compile-options JSON]
 
-Methods: ``floor``; ``afd`` (``configs/afd_<pair>.py``: AFD + KD 0.9);
-``afd_torch``, the same with afd_mm's C kernels switched off
-(``AFD_MM_KERNELS=0`` during its steps: g, v and the linked distances by
-PyTorch ops, what the kernels buy, measured beside it);
-``kd``, ``at``, ``fitnet``, ``rkd``, ``crd``, ``l2t``: the shipped
-``configs/baselines/<method>_<pair>.py`` (KD 0.9 included, as there), or
+Methods: ``floor``; ``afd`` (``configs/afd_<pair>.py``: AFD + KD 0.9,
+eager); ``afd_compiled``, the same with the distiller's ``compile=True``
+(the student's forward with its recorder hooks, and the AFD loss, under
+``torch.compile``; ``--compile-options '{"mode": "reduce-overhead"}'``
+for CUDA graphs); ``kd``, ``at``, ``fitnet``, ``rkd``, ``crd``, ``l2t``:
+the shipped baseline config of the pair (KD 0.9 included, as there), or
 for a pair without one, the AFD config with that loss on the stage ends
-(AT, FitNet, L2T) or the pooled features (RKD, CRD). ``l2t`` is skipped,
-with a log line, while afd_mm cannot build or run it.
+(AT, FitNet, L2T) or the pooled features (RKD, CRD).
 
 Time: in one process, all models built up front; after ``--warmup`` steps
 of each, ``--iters`` rounds each run one step of every method, the order
 rotated every round, so that load from other processes hits every method
-alike. Reported: the median ms per step and its ratio to the floor's.
+alike. Reported: the median ms per step and its ratio to the floor's, and
+for a compiled method the seconds of its first step (compilation) apart.
 
-Peak memory of a step (MiB) = the bytes the method keeps between steps
-(its parameters, buffers and optimizer state: teacher, student, loss) +
-the growth of memory during one step above what was in use when it began
-(activations, recorded features, gradients, temporaries), what
-``torch.cuda.max_memory_allocated`` reports for a process that holds only
-that method. By default each method is measured in fresh processes of
-this script (``--mem-mode subprocess``: no other method's heap around),
-``--warmup`` steps, then the median of ``--mem-iters`` steps, and the
-median over ``--mem-procs`` such processes;
-``--mem-mode inprocess`` measures in this process, after the timed rounds:
+Peak tensor memory of a step (MiB): the bytes the method keeps between
+steps (parameters, buffers, optimizer state) + the largest growth of
+allocated tensor bytes during one step, summed from the allocation events
+that ``torch.profiler`` (``profile_memory=True``) records: the same count
+for eager and compiled code, on CPU and GPU, and deterministic.
 
-* cuda: growth = ``max_memory_allocated`` after
-  ``reset_peak_memory_stats`` - ``memory_allocated`` before the step;
-* cpu: growth = VmHWM - VmRSS of ``/proc/self/status`` around the step,
-  after ``malloc_trim(0)`` (freed heap pages go back to the system, so
-  the step's allocations must fault them in again and show in RSS) and
-  writing ``5`` to ``/proc/self/clear_refs`` (resets VmHWM to the current
-  RSS, Linux >= 4.0); ``ru_maxrss`` cannot be reset, hence not used. For
-  these steps glibc serves blocks >= 64 KiB by mmap, so that a freed
-  tensor leaves RSS at once instead of staying in the heap
-  (``_mmap_large_blocks``; it would slow the timed steps). RSS also counts
-  what the C allocator and oneDNN hold beyond live tensors, about the same
-  for every method, so CPU ratios sit a little closer to 1 than the tensor
-  bytes a GPU counts.
-
-Tensor memory (the ``peak tensor MiB`` column, every device): the same
-state bytes + the peak of the bytes of tensor storages that the step's
-ops create and that are still alive (``_LiveTensorBytes``, counted at the
-PyTorch dispatcher in this process). It is deterministic and counts what
-a GPU's allocator would hold for tensors; RSS also holds the C heap,
-oneDNN's buffers and page-granular leftovers, and varies by several MiB
-from run to run.
+Ops per step: the aten ops dispatched in one step of an eager method
+(counted by a ``TorchDispatchMode``). On a GPU each is at least one kernel
+launch, and a CIFAR-size step there is launch-bound, so this is the GPU
+cost that a CPU can measure. Not counted for compiled methods.
 
 On a CPU shared with other jobs use ``--threads 1``: with more threads
 than free cores every parallel op waits for a descheduled thread, which
 swamps the differences being measured.
-
-Allocator (CPU, ``--malloc``): by default the timed steps run as
-``tools/train.py`` runs them, with glibc keeping freed memory for reuse
-(``afd_mm/utils/malloc.py``). ``--malloc default`` keeps glibc's own
-behaviour, where each step's backward returns memory that the next step
-faults back in: every method is slower, and by how much depends on where
-its allocations land in the heap, which adds a few per cent of noise to
-the ratios.
 """
 import argparse
-import contextlib
 import gc
-import importlib
 import json
-import os
 import os.path as osp
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import weakref
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -96,21 +59,13 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
+from torch.profiler import profile  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-from torch.utils._pytree import tree_leaves  # noqa: E402
 
 import afd_mm  # noqa: E402,F401  (registers)
-from afd_mm.ops import KERNEL_ENV  # noqa: E402
 from afd_mm.registry import MODELS  # noqa: E402
-from afd_mm.utils.malloc import (  # noqa: E402
-    MALLOC_ENV,
-    keep_freed_memory,
-    set_thresholds,
-    trim_heap,
-)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
 
 _STAGES = dict(type='afd_mm.FeatureRecorder', patterns='backbone.layer*')
 _POOLED = dict(type='afd_mm.FeatureRecorder', patterns='neck.gap')
@@ -125,9 +80,9 @@ PAIRS = {
                              num_data=1281167),
 }
 
-# a baseline without a config in configs/baselines/ for the pair: the AFD
-# config with these (distill_loss, recorder of both sides); KD stays 0.9
-# as in the shipped baseline configs
+# a baseline without a config for the pair: the AFD config with these
+# (distill_loss, recorder of both sides); KD stays 0.9 as in the shipped
+# baseline configs
 FALLBACKS = {
     'kd': (None, None),
     'at': (dict(type='afd_mm.ATLoss'), _STAGES),
@@ -136,14 +91,15 @@ FALLBACKS = {
     'crd': (dict(type='afd_mm.CRDLoss'), _POOLED),
     'l2t': (dict(type='afd_mm.L2TLoss'), _STAGES),
 }
-METHODS = ('floor', 'afd', 'afd_torch', 'kd', 'at', 'fitnet', 'rkd', 'crd',
-           'l2t')
+AFD_METHODS = ('floor', 'afd', 'afd_compiled')
+METHODS = AFD_METHODS + tuple(FALLBACKS)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Train-step time and peak memory of distillation '
-        'methods, as ratios to the floor, measured side by side')
+        description='Train-step time, peak tensor memory and ops of '
+        'distillation methods, as ratios to the floor, measured side by '
+        'side')
     parser.add_argument('--pair', default='r56_r20', choices=sorted(PAIRS))
     parser.add_argument('--batch', type=int, default=None,
                         help='batch size (default: 64 on CIFAR, 32 on '
@@ -152,8 +108,6 @@ def parse_args(argv=None):
                         help='timed steps per method (default 20)')
     parser.add_argument('--warmup', type=int, default=3,
                         help='untimed steps per method first (default 3)')
-    parser.add_argument('--mem-iters', type=int, default=3,
-                        help='memory measurements per method (default 3)')
     parser.add_argument('--methods', default=','.join(METHODS),
                         help='comma-separated, from ' + ', '.join(METHODS)
                         + ' (floor is always added)')
@@ -161,23 +115,10 @@ def parse_args(argv=None):
                         help='cpu or cuda (default: cuda when present)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch\'s)')
-    parser.add_argument('--mem-mode', default='subprocess',
-                        choices=('subprocess', 'inprocess'),
-                        help='measure memory in a fresh process per method '
-                        '(default) or in this one, beside the other '
-                        'methods (faster, noisier on CPU)')
-    parser.add_argument('--mem-procs', type=int, default=3,
-                        help='fresh processes per method in subprocess '
-                        'mode, median taken (default 3: RSS varies by a '
-                        'few %% from process to process)')
-    parser.add_argument('--malloc', default='keep',
-                        choices=('keep', 'default'),
-                        help='CPU timed rounds: glibc keeps freed memory '
-                        'for reuse, as tools/train.py sets it (keep, '
-                        'default; afd_mm/utils/malloc.py), or glibc\'s own '
-                        'behaviour, which faults freed pages back in every '
-                        'step (default)')
-    parser.add_argument('--probe-out', help=argparse.SUPPRESS)
+    parser.add_argument('--compile-options', type=json.loads, default={},
+                        help='JSON dict of torch.compile keyword arguments '
+                        'for afd_compiled, e.g. \'{"mode": '
+                        '"reduce-overhead"}\'')
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
     unknown = sorted(set(methods) - set(METHODS))
@@ -191,15 +132,20 @@ def parse_args(argv=None):
 
 # ------------------------------------------------------------- building
 def config_path(pair, method):
-    """configs/baselines/<method>_<pair>.py if shipped, else the AFD one."""
+    """The shipped config of ``method`` on ``pair`` (a baseline's folder
+    ``configs/<method>/`` or ``configs/baselines/``), else the AFD one."""
     name = PAIRS[pair]['name']
-    path = osp.join(REPO, 'configs', 'baselines', f'{method}_{name}.py')
-    if method in ('floor', 'afd', 'afd_torch') or not osp.isfile(path):
-        path = osp.join(REPO, 'configs', f'afd_{name}.py')
-    return path
+    afd = osp.join(REPO, 'configs', f'afd_{name}.py')
+    if method in AFD_METHODS:
+        return afd
+    for folder in (method, 'baselines'):
+        path = osp.join(REPO, 'configs', folder, f'{method}_{name}.py')
+        if osp.isfile(path):
+            return path
+    return afd
 
 
-def model_config(pair, method, lr=None):
+def model_config(pair, method, lr=None, compile_options=None):
     """The AFDDistiller config of ``method`` on ``pair``.
 
     ``lr`` is L2T's look-ahead lr, which a Runner would give it.
@@ -209,7 +155,9 @@ def model_config(pair, method, lr=None):
     cfg.teacher_ckpt = None
     if method == 'floor':
         cfg.distill_loss, cfg.kd_weight = None, 0.0
-    elif (method not in ('afd', 'afd_torch')
+    elif method == 'afd_compiled':
+        cfg.compile = compile_options or True
+    elif (method not in AFD_METHODS
           and osp.basename(path).startswith('afd_')):
         loss, recorder = FALLBACKS[method]
         if loss is not None and loss['type'] == 'afd_mm.CRDLoss':
@@ -222,9 +170,10 @@ def model_config(pair, method, lr=None):
     return cfg
 
 
-def build(pair, method, device, optim_cfg):
+def build(pair, method, device, optim_cfg, compile_options=None):
     """(distiller in train mode on ``device``, its SGD optimizer)."""
-    model = MODELS.build(model_config(pair, method, optim_cfg['lr']))
+    model = MODELS.build(
+        model_config(pair, method, optim_cfg['lr'], compile_options))
     model = model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     return model, torch.optim.SGD(params, **optim_cfg)
@@ -269,20 +218,6 @@ def train_step(model, optimizer, inputs, data_samples, floor):
     optimizer.zero_grad()
 
 
-@contextlib.contextmanager
-def _without_kernels():
-    """afd_mm's C kernels off (``AFD_MM_KERNELS=0``) for ``afd_torch``."""
-    before = os.environ.get(KERNEL_ENV)
-    os.environ[KERNEL_ENV] = '0'
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[KERNEL_ENV]
-        else:
-            os.environ[KERNEL_ENV] = before
-
-
 def _sync(device):
     if device.startswith('cuda'):
         torch.cuda.synchronize()
@@ -297,50 +232,7 @@ def timed_step(run, device):
     return 1e3 * (time.perf_counter() - start)
 
 
-# ---------------------------------------------------------------- memory
-def _status_kib(key):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{key} not in /proc/self/status')
-
-
-_KEPT = [False]  # True once main() has applied keep_freed_memory
-
-
-@contextlib.contextmanager
-def _mmap_large_blocks():
-    """Serve blocks >= 64 KiB by mmap, so a freed tensor leaves RSS at once.
-
-    glibc otherwise raises this threshold as large blocks are freed and
-    keeps them in its heap, where their placement decides how much RSS a
-    step holds: noise of tens of MiB that a GPU's ``max_memory_allocated``
-    does not have. Freed heap tops go back at glibc's initial 128 KiB
-    trim threshold. Set for the memory rounds only (it makes every
-    allocation fault its pages in, which would slow the timed steps);
-    afterwards ``--malloc keep``'s settings again, or a 32 MiB mmap
-    threshold, the top of glibc's own dynamic one.
-    """
-    set_thresholds(64 * 1024, 128 * 1024)
-    try:
-        yield
-    finally:
-        if _KEPT[0]:
-            keep_freed_memory({MALLOC_ENV: 'keep'})
-        else:
-            set_thresholds(32 * 1024 * 1024, 128 * 1024)
-
-
-def _reset_cpu_peak():
-    """Trim the heap, reset VmHWM; return the RSS in bytes."""
-    gc.collect()
-    trim_heap()
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')
-    return 1024 * _status_kib('VmRSS')
-
-
+# ------------------------------------------------------- memory and ops
 def state_bytes(model, optimizer):
     """Bytes of the parameters, buffers and optimizer state, each once."""
     tensors = list(model.parameters()) + list(model.buffers())
@@ -351,92 +243,60 @@ def state_bytes(model, optimizer):
     return sum(storages.values())
 
 
-def step_growth(run, device):
-    """Bytes by which memory in use grows at most during ``run()``."""
-    if device.startswith('cuda'):
-        _sync(device)
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
+def tensor_growth(run, device):
+    """Largest growth of allocated tensor bytes on ``device`` in ``run()``,
+    from the allocation events of the profiler's trace."""
+    gc.collect()
+    _sync(device)
+    with profile(profile_memory=True) as prof:
         run()
         _sync(device)
-        return torch.cuda.max_memory_allocated() - before
-    before = _reset_cpu_peak()
-    run()
-    return 1024 * _status_kib('VmHWM') - before
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = osp.join(tmp, 'trace.json')
+        prof.export_chrome_trace(trace)
+        with open(trace) as f:
+            events = json.load(f)['traceEvents']
+    kind = 0 if device == 'cpu' else 1  # the trace's 'Device Type'
+    current = peak = 0
+    for event in sorted((e for e in events if e.get('name') == '[memory]'
+                         and e['args']['Device Type'] == kind),
+                        key=lambda e: e['ts']):
+        current += event['args']['Bytes']
+        peak = max(peak, current)
+    return peak
 
 
-class _LiveTensorBytes(TorchDispatchMode):
-    """Peak bytes of tensor storages created inside the mode and alive.
-
-    Every op's outputs are looked at once; a storage that is neither one
-    of the op's inputs' (views, in-place results, e.g. of a parameter) nor
-    already counted is new, and is counted until it is freed (a finalizer
-    on the storage, which PyTorch keeps alive exactly as long as the
-    memory).
-    """
+class _OpCounter(TorchDispatchMode):
+    """Counts the aten ops dispatched inside the mode."""
 
     def __init__(self):
         super().__init__()
-        self.live, self.current, self.peak = {}, 0, 0
+        self.count = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        inputs = {t.untyped_storage().data_ptr()
-                  for t in tree_leaves((args, kwargs))
-                  if isinstance(t, torch.Tensor)}
-        for tensor in tree_leaves(out):
-            if isinstance(tensor, torch.Tensor):
-                self._count(tensor.untyped_storage(), inputs)
-        return out
-
-    def _count(self, storage, inputs):
-        key, size = storage.data_ptr(), storage.nbytes()
-        if size == 0 or key in self.live or key in inputs:
-            return
-        self.live[key] = size
-        self.current += size
-        self.peak = max(self.peak, self.current)
-        weakref.finalize(storage, self._free, key)
-
-    def _free(self, key):
-        self.current -= self.live.pop(key, 0)
+        self.count += 1
+        return func(*args, **(kwargs or {}))
 
 
-def tensor_peak(run, state):
-    """State bytes + peak live tensor bytes created during ``run()``."""
-    gc.collect()
-    mode = _LiveTensorBytes()
-    with mode:
+def ops_per_step(run):
+    counter = _OpCounter()
+    with counter:
         run()
-    return state + mode.peak
+    return counter.count
 
 
 # ------------------------------------------------------------------ main
-def build_run(pair, method, device, optim_cfg, inputs, samples):
-    """(one train step of ``method`` as a closure, its state bytes).
+def build_run(args, method, inputs, samples, optim_cfg):
+    """(one train step of ``method`` as a closure, its state bytes,
+    seconds of its first step)."""
+    model, optimizer = build(args.pair, method, args.device, optim_cfg,
+                             args.compile_options)
 
-    None, with a log line, for L2T while afd_mm cannot build or run it.
-    """
-    try:
-        if method == 'l2t':  # registers L2TLoss, not yet in losses/
-            importlib.import_module('afd_mm.models.losses.l2t_loss')
-        model, optimizer = build(pair, method, device, optim_cfg)
+    def run():
+        train_step(model, optimizer, inputs, samples, method == 'floor')
 
-        def run():
-            with (_without_kernels() if method == 'afd_torch' else
-                  contextlib.nullcontext()):
-                train_step(model, optimizer, inputs, samples,
-                           method == 'floor')
-
-        run()  # creates the optimizer state counted by state_bytes
-    except Exception as err:  # only L2T is optional
-        if method != 'l2t':
-            raise
-        print_log(f'l2t skipped: {type(err).__name__}: {err}',
-                  logger='current')
-        return None
-    return run, state_bytes(model, optimizer)
+    first = timed_step(run, args.device) / 1e3  # compiles afd_compiled
+    return run, state_bytes(model, optimizer), first
 
 
 def _rotations(names, rounds):
@@ -458,59 +318,6 @@ def measure_times(runs, device, iters, warmup):
     return {n: statistics.median(times[n]) for n in names}
 
 
-def measure_peaks(runs, states, device, mem_iters):
-    """{method: median peak bytes of a step}, in interleaved rounds."""
-    names = list(runs)
-    peaks = {n: [] for n in names}
-    cpu = device == 'cpu'  # RSS: see _mmap_large_blocks
-    with _mmap_large_blocks() if cpu else contextlib.nullcontext():
-        for order in _rotations(names, mem_iters):
-            for name in order:
-                peaks[name].append(states[name]
-                                   + step_growth(runs[name], device))
-    return {n: statistics.median(peaks[n]) for n in names}
-
-
-def probe_peaks(args, method, batch_size, out_dir):
-    """Median over ``--mem-procs`` fresh processes of ``probe_peak``."""
-    return statistics.median(probe_peak(args, method, batch_size, out_dir)
-                             for _ in range(args.mem_procs))
-
-
-def probe_peak(args, method, batch_size, out_dir):
-    """Peak bytes of ``method``, measured by this script in a new process.
-
-    The child builds that method alone, runs ``--warmup`` steps, measures
-    ``--mem-iters`` steps as ``measure_peaks`` does and writes the median
-    to a file.
-    """
-    out = osp.join(out_dir, f'{method}.json')
-    cmd = [sys.executable, osp.abspath(__file__), '--pair', args.pair,
-           '--batch', str(batch_size), '--warmup', str(args.warmup),
-           '--mem-iters', str(args.mem_iters), '--methods', method,
-           '--device', args.device, '--probe-out', out]
-    if args.threads:
-        cmd += ['--threads', str(args.threads)]
-    child = subprocess.run(cmd, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
-    if child.returncode:
-        raise RuntimeError(f'The memory probe of {method!r} failed:\n'
-                           f'{child.stderr[-3000:]}')
-    with open(out) as f:
-        return json.load(f)[method]
-
-
-def _probe_main(args, runs, states):
-    """The child of ``probe_peak``: only the last method is measured."""
-    method = args.methods[-1]
-    run = {method: runs[method]}
-    for _ in range(args.warmup):
-        run[method]()
-    peak = measure_peaks(run, states, args.device, args.mem_iters)
-    with open(args.probe_out, 'w') as f:
-        json.dump(peak, f)
-
-
 def device_name(device):
     if device.startswith('cuda'):
         return torch.cuda.get_device_name(torch.device(device))
@@ -524,19 +331,20 @@ def device_name(device):
     return f'CPU {cpu}, {torch.get_num_threads()} torch threads'
 
 
-def format_table(results, title, device='cpu'):
-    """Markdown table: method, ms/step, peak memory, each with its ratio."""
+def format_table(results, title):
+    """Markdown table: each measure with its ratio to the floor's."""
     floor = results['floor']
-    peak = 'peak RSS MiB' if device == 'cpu' else 'peak allocated MiB'
     lines = [title, '',
-             f'| method | ms/step (median) | x floor | {peak} | x floor '
-             '| peak tensor MiB | x floor |',
-             '|---|---:|---:|---:|---:|---:|---:|']
-    for name, values in results.items():
-        cells = [f'{values[0]:.1f} | {values[0] / floor[0]:.3f}']
-        cells += [f'{v / 2**20:.1f} | {v / f:.3f}'
-                  for v, f in zip(values[1:], floor[1:])]
-        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+             '| method | ms/step (median) | x floor | peak tensor MiB '
+             '| x floor | ops/step | x floor | first step s |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|']
+    for name, r in results.items():
+        ops = (f"{r['ops']} | {r['ops'] / floor['ops']:.2f}"
+               if r['ops'] is not None else '- | -')
+        lines.append(
+            f"| {name} | {r['ms']:.1f} | {r['ms'] / floor['ms']:.3f} | "
+            f"{r['peak'] / 2**20:.1f} | {r['peak'] / floor['peak']:.3f} | "
+            f"{ops} | {r['first']:.1f} |")
     return '\n'.join(lines)
 
 
@@ -544,38 +352,26 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device == 'cpu' and not osp.exists('/proc/self/clear_refs'):
-        raise RuntimeError('CPU peak memory needs Linux /proc/self/'
-                           'clear_refs; run with --device cuda.')
-    if args.malloc == 'keep' and not args.probe_out:  # as tools/train.py
-        _KEPT[0] = keep_freed_memory({MALLOC_ENV: 'keep'})
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     bsz = args.batch or PAIRS[args.pair]['batch']
     inputs, samples = batch(args.pair, bsz, args.device)
     optim_cfg = sgd_args(args.pair)
-    methods = args.methods[-1:] if args.probe_out else args.methods
-    runs, states = {}, {}
-    for method in methods:
-        built = build_run(args.pair, method, args.device, optim_cfg,
-                          inputs, samples)
-        if built is not None:
-            runs[method], states[method] = built
-    if args.probe_out:
-        return _probe_main(args, runs, states)
+    runs, states, firsts = {}, {}, {}
+    for method in args.methods:
+        runs[method], states[method], firsts[method] = build_run(
+            args, method, inputs, samples, optim_cfg)
     times = measure_times(runs, args.device, args.iters, args.warmup)
-    if args.mem_mode == 'inprocess':
-        peaks = measure_peaks(runs, states, args.device, args.mem_iters)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            peaks = {m: probe_peaks(args, m, bsz, tmp) for m in runs}
-    tensors = {m: tensor_peak(runs[m], states[m]) for m in runs}
-    results = {m: (times[m], peaks[m], tensors[m]) for m in runs}
+    results = {}
+    for m in runs:
+        results[m] = dict(
+            ms=times[m], first=firsts[m],
+            peak=states[m] + tensor_growth(runs[m], args.device),
+            ops=None if m.endswith('_compiled') else ops_per_step(runs[m]))
     title = (f'{args.pair}, batch {bsz}, {args.iters} timed steps per '
-             f'method (medians), {device_name(args.device)}')
-    if args.device == 'cpu':
-        title += f', malloc {args.malloc}'
-    table = format_table(results, title, args.device)
+             f'method (medians), {device_name(args.device)}, torch '
+             f'{torch.__version__}')
+    table = format_table(results, title)
     print_log('\n' + table, logger='current')
     return results, table
 

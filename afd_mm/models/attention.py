@@ -70,8 +70,10 @@ class CandidateEmbedding(nn.Module):
         Returns:
             Tensor: (B, N, d).
         """
+        batch = descs[0].shape[0]
         out = torch.cat([
-            group(torch.stack([descs[i] for i in idx], dim=1))
+            group(torch.cat([descs[i] for i in idx], dim=1).view(
+                batch, len(idx), -1))  # (B, n, C) -> (B, n, d)
             for group, idx in zip(self.groups, self.index)], dim=1)
         if self.inverse is not None:
             out = out[:, self.inverse]  # (B, N, d), network order

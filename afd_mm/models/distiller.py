@@ -61,6 +61,14 @@ class AFDDistiller(BaseModel):
         probe_size (tuple[int, int]): input (H, W) of the one probe forward
             that finds candidate shapes at build time. Default (32, 32);
             use the training crop size for ImageNet-size inputs.
+        compile (bool | dict): run the student's training forward (with
+            the recorder hooks and the loss's ``feature_transform``) and
+            the distillation loss under ``torch.compile``; a dict is
+            passed to it as keyword arguments, e.g. ``dict(mode=
+            'reduce-overhead')`` for CUDA graphs on a GPU. A batch of
+            another size (the last one of an epoch) compiles once more,
+            with dynamic shapes. Default False: eager, the reference
+            (``tools/benchmark_speed.py`` measures both).
         data_preprocessor (dict, optional): the batch preprocessor; the
             runner fills it from the config's top-level
             ``data_preprocessor``. Default: the student's.
@@ -77,6 +85,7 @@ class AFDDistiller(BaseModel):
                  kd_weight: float = 0.9,
                  kd_temperature: float = 4.0,
                  probe_size: Sequence[int] = (32, 32),
+                 compile: Union[bool, dict] = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         student_model = MODELS.build(student)
@@ -113,6 +122,10 @@ class AFDDistiller(BaseModel):
         transform = getattr(self.distill_loss, 'feature_transform', None)
         self.teacher_recorder.transform = transform
         self.student_recorder.transform = transform
+        # torch.compile'd forwards (a plain dict: no module registration)
+        self._compiled = {}
+        if compile:
+            self._compile(compile if isinstance(compile, dict) else {})
 
     # ----------------------------------------------------------- building
     def _build_teacher(self, teacher: Union[dict, str],
@@ -158,6 +171,23 @@ class AFDDistiller(BaseModel):
         return float(weight)
 
 
+    def _compile(self, options: dict) -> None:
+        """The student's forward (its recorder hooks and their transform
+        included) and the distillation loss under ``torch.compile``.
+
+        Bound methods are compiled, not the modules, so the state dict and
+        the module tree stay those of the eager model.
+        """
+        self._compiled['student'] = torch.compile(self._student_forward,
+                                                  **options)
+        if self.distill_loss is not None:
+            self._compiled['loss'] = torch.compile(self.distill_loss.forward,
+                                                   **options)
+
+    def _student_forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The student's logits (its candidates are recorded meanwhile)."""
+        return self.student.head(self.student.extract_feat(inputs))
+
     def train(self, mode: bool = True) -> 'AFDDistiller':
         """Set train mode on the student; the teacher stays in eval."""
         super().train(mode)
@@ -193,7 +223,8 @@ class AFDDistiller(BaseModel):
                 if self._teacher_head_used \
                 else self.teacher.extract_feat(inputs)
         with s_record as s_feats:
-            s_logits = self.student.head(self.student.extract_feat(inputs))
+            s_logits = self._compiled.get('student',
+                                          self._student_forward)(inputs)
         losses = self.student.head._get_loss(s_logits, data_samples)
         losses['loss_cls'] = losses.pop('loss')
         if self.kd_weight > 0:
@@ -204,7 +235,8 @@ class AFDDistiller(BaseModel):
             if getattr(self.distill_loss, 'needs_student', False):  # L2T
                 extra = dict(student=self.student, inputs=inputs,
                              student_recorder=self.student_recorder)
-            losses[self.distill_loss.loss_name] = self.distill_loss(
+            distill = self._compiled.get('loss', self.distill_loss)
+            losses[self.distill_loss.loss_name] = distill(
                 t_feats, s_feats, data_samples, **extra)
         _check_finite(losses)
         return losses

@@ -34,8 +34,12 @@ def _check_shapes(shapes, side):
                 f'that output maps (residual blocks, not the pooled neck).')
 
 
-def _float32_or_wider(x):
-    return x.to(torch.promote_types(x.dtype, torch.float32))
+def _full_precision(xs, detach=False):
+    """float16 / bfloat16 tensors (from autocast) as float32; ``detach``:
+    cut any gradient path (the teacher's)."""
+    xs = [x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+          for x in xs]
+    return [x.detach() if detach and x.requires_grad else x for x in xs]
 
 
 @MODELS.register_module()
@@ -151,8 +155,9 @@ class AFDLoss(nn.Module):
     def forward(self, teacher_feats, student_feats, data_samples=None):
         """beta * L_AFD for one batch.
 
-        Computed in float32 (or the inputs' wider type) with autocast off:
-        the meta-network's batch statistics and small distances need it.
+        Computed in float32 (float64 inputs stay float64) with autocast
+        off: the meta-network's batch statistics and small distances need
+        it.
 
         Args:
             teacher_feats (list[MapDescriptors]): the T teacher candidates'
@@ -169,10 +174,9 @@ class AFDLoss(nn.Module):
         self._check_feats(student_feats, self.student_channels, 'student')
         device = student_feats[0].g.device.type
         with torch.autocast(device, enabled=False):
-            g_t, v_t = ([_float32_or_wider(x.detach()) for x in xs]
+            g_t, v_t = (_full_precision(xs, detach=True)
                         for xs in zip(*teacher_feats))
-            g_s, v_s = ([_float32_or_wider(x) for x in xs]
-                        for xs in zip(*student_feats))
+            g_s, v_s = (_full_precision(xs) for xs in zip(*student_feats))
             alpha = self.attention(g_t, g_s)  # (B, T, S)
             dist = distance_matrix(v_t, v_s, self.distance)  # (B, T, S)
             # L_AFD = sum over t of mean over b of sum over s of alpha * D
