@@ -11,6 +11,8 @@
 #                  a partition without GPUs always runs on CPU
 #   TASKS_PER_NODE CPU tasks per node (default: TASKS, up to the node's
 #                  CPUs)
+#   Inside sbatch/salloc, TASKS, TASKS_PER_NODE and CPUS_PER_TASK default
+#   to the allocation's (SLURM_NTASKS, ...), for GPU tasks as well.
 #   CPUS_PER_TASK  cores per task (GPU default min(5, CPUs/GPUS_PER_NODE),
 #                  CPU default CPUs/TASKS_PER_NODE); OMP_NUM_THREADS
 #                  defaults to it
@@ -72,10 +74,16 @@ slurm_request() {
     local part=$1 info nodes cpus gpus tasks per_node needed
     info=$(slurm_partition "$part") || exit 2
     read -r nodes cpus gpus <<< "$info"
+    if [ -n "${SLURM_JOB_ID:-}" ]; then  # in sbatch/salloc: its sizes
+        TASKS=${TASKS:-${SLURM_NTASKS:-}}
+        TASKS_PER_NODE=${TASKS_PER_NODE:-${SLURM_NTASKS_PER_NODE:-}}
+        CPUS_PER_TASK=${CPUS_PER_TASK:-${SLURM_CPUS_PER_TASK:-}}
+    fi
     if [ "$gpus" -gt 0 ] && [ "${GPUS:-1}" -gt 0 ] \
             && [ "${GPUS_PER_NODE:-1}" -gt 0 ]; then
-        tasks=${GPUS:-$gpus}
-        per_node=${GPUS_PER_NODE:-$((tasks < gpus ? tasks : gpus))}
+        tasks=${GPUS:-${TASKS:-$gpus}}
+        per_node=${GPUS_PER_NODE:-${TASKS_PER_NODE:-$((
+            tasks < gpus ? tasks : gpus))}}
         [ "$per_node" -le "$gpus" ] || slurm_fail "GPUS_PER_NODE=$per_node" \
             "but partition '$part' has $gpus GPUs per node: set" \
             "GPUS_PER_NODE<=$gpus."

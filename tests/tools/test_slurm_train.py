@@ -15,7 +15,8 @@ iterations per epoch, 8 in all, a checkpoint every 3 iterations:
 * 2 tasks frozen after iteration 7 (the test-only hook below), ended with
   ``scancel``, then ``--resume`` with ``slurm_train.sh``: bit-identical
   to the reference;
-* 2 tasks on 2 nodes (one each): bit-identical to the reference.
+* 2 tasks on 2 nodes (one each) through ``sbatch``: bit-identical to the
+  reference.
 """
 import json
 import os
@@ -168,13 +169,18 @@ def test_scancel_mid_run_then_resume_is_bit_identical(cluster, tiny):
     _assert_bit_identical(tmp / 'ref' / 'iter_8.pth', work / 'iter_8.pth')
 
 
-def test_two_nodes_equal_one_node(cluster, tiny):
+def test_sbatch_on_two_nodes_equals_one_node(cluster, tiny):
+    """The README's sbatch usage: sizes from the allocation."""
     tmp, env = tiny
     work = tmp / 'two_nodes'
     # 1 core each as in the reference: a thread count changes the sums
-    _finish(_slurm_train(env, tmp / 'run.py', work, TASKS='2',
-                         TASKS_PER_NODE='1', CPUS_PER_TASK='1'),
-            work, cluster)
+    batch = subprocess.run(
+        ['sbatch', '-p', PARTITION, '-N2', '--ntasks-per-node=1', '-c1',
+         '--wait', '-o', f'{work}.log', '--wrap',
+         f'bash {TOOLS}/slurm_train.sh {PARTITION} afd_sbatch run.py '
+         f'{work}'], env=env, cwd=tmp, capture_output=True, text=True,
+        timeout=300)
+    assert batch.returncode == 0, _tail(work) + cluster.logs()
     log = Path(f'{work}.log').read_text()
     assert '--ntasks-per-node=1 --ntasks=2 --cpus-per-task=1' in log
     _assert_bit_identical(tmp / 'ref' / 'iter_8.pth', work / 'iter_8.pth')
