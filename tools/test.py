@@ -14,10 +14,15 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmengine  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
-from afd_mm.utils.dist import finish_distributed, prepare_cpu_distributed  # noqa: E402
+from afd_mm.utils.dist import (  # noqa: E402
+    finish_distributed,
+    prepare_cpu_distributed,
+    setup_launcher_env,
+)
 
 
 def parse_args(argv=None):
@@ -33,7 +38,8 @@ def parse_args(argv=None):
                         choices=['none', 'pytorch', 'slurm', 'mpi'])
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.launcher != 'slurm':  # under Slurm: SLURM_LOCALID (dist.py)
+        os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
@@ -53,13 +59,23 @@ def main(argv=None):
     if not loader.get('num_workers'):
         loader.persistent_workers = False
     allow_mmengine_checkpoints()
+    setup_launcher_env(args.launcher)  # Slurm's ranks, both paths
     prepare_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
+    write_metrics(metrics, args.out)
     finish_distributed()
-    if args.out:
-        mmengine.dump(metrics, args.out)
     return metrics
+
+
+def write_metrics(metrics: dict, out) -> None:
+    """Dump ``metrics`` to ``out`` (if given) from rank 0 only.
+
+    Every rank holds the same gathered metrics; one writer keeps ranks on
+    a shared file system from writing one path at once.
+    """
+    if out and is_main_process():
+        mmengine.dump(metrics, out)
 
 
 if __name__ == '__main__':

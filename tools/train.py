@@ -17,7 +17,11 @@ from mmengine.runner import Runner  # noqa: E402
 
 from afd_mm.utils.atomic_io import find_resumable_checkpoint  # noqa: E402
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
-from afd_mm.utils.dist import finish_distributed, prepare_cpu_distributed  # noqa: E402
+from afd_mm.utils.dist import (  # noqa: E402
+    finish_distributed,
+    prepare_cpu_distributed,
+    setup_launcher_env,
+)
 
 
 def parse_args(argv=None):
@@ -46,7 +50,8 @@ def parse_args(argv=None):
     # torchrun passes --local-rank; older launchers --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.launcher != 'slurm':  # under Slurm: SLURM_LOCALID (dist.py)
+        os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
@@ -99,6 +104,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     allow_mmengine_checkpoints()
+    setup_launcher_env(args.launcher)  # Slurm's ranks, both paths
     prepare_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()

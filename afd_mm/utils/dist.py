@@ -7,6 +7,7 @@ skips its own init) and ask the wrapper for ``device_ids=None``. With CUDA
 present nothing changes: NCCL, as mmpretrain does it.
 """
 import os
+import socket
 import subprocess
 
 import torch
@@ -44,15 +45,73 @@ def prepare_cpu_distributed(cfg: Config, launcher: str) -> bool:
     return True
 
 
+def setup_launcher_env(launcher: str) -> None:
+    """Before ``Runner.from_cfg``: torchrun's variables for ``launcher``.
+
+    Under ``slurm`` (CPU and GPU alike) they come from Slurm's own, see
+    :func:`_slurm_env`; other launchers set them themselves.
+    """
+    if launcher == 'slurm':
+        _slurm_env()
+
+
 def _slurm_env() -> None:
-    """torchrun's variables from Slurm's, as mmengine's slurm launcher."""
-    nodes = os.environ['SLURM_NODELIST']
-    first = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1')
-    os.environ.setdefault('MASTER_ADDR', first)
-    os.environ.setdefault('MASTER_PORT', os.environ.get('PORT', '29500'))
-    os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
-    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
-    os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
+    """``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_*`` from Slurm.
+
+    Rank, world size and local rank are always overwritten with
+    ``SLURM_PROCID``, ``SLURM_NTASKS`` and ``SLURM_LOCALID``, as mmengine's
+    slurm launcher does (a stale ``RANK=0 WORLD_SIZE=1`` exported in the
+    shell reaches every task through srun and would split the job).
+    ``MASTER_ADDR`` is kept when set, else the job's first node (as
+    mmengine). The port: ``MASTER_PORT``, else ``PORT``, else one derived
+    from the job and step ids (:func:`slurm_port`), checked free by rank 0.
+    """
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST',
+                           'SLURM_JOB_ID') if k not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f'--launcher slurm but {missing} are not set: start the job '
+            'with srun, e.g. `bash tools/slurm_train.sh PARTITION JOB '
+            'CONFIG WORK_DIR`, or use --launcher none|pytorch.')
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+    if 'MASTER_ADDR' not in os.environ:
+        nodes = os.environ['SLURM_NODELIST']
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(
+            f'scontrol show hostname {nodes} | head -n1')
+    port = os.environ.get('MASTER_PORT') or os.environ.get('PORT')
+    if not port:
+        port = str(slurm_port(os.environ['SLURM_JOB_ID'],
+                              os.environ.get('SLURM_STEP_ID', '0')))
+    os.environ['MASTER_PORT'] = port
+    if os.environ['RANK'] == '0':
+        _check_port_free(int(port))
+
+
+def slurm_port(job_id: str, step_id: str) -> int:
+    """The rendezvous port of a Slurm job step: 20000-31999.
+
+    Every task of the step computes the same port without talking to the
+    others; two jobs (or two steps of one allocation) differ unless their
+    ids are 12000 apart. Below Linux's ephemeral range (32768+).
+    """
+    step = int(step_id) if step_id.isdigit() else 0
+    return 20000 + (int(job_id) * 7 + step) % 12000
+
+
+def _check_port_free(port: int) -> None:
+    """Rank 0 fails with what to set instead of torch's EADDRINUSE."""
+    with socket.socket() as sock:
+        # as torch's TCPStore: a port in TIME_WAIT is free to reuse
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(('', port))
+        except OSError as err:
+            raise RuntimeError(
+                f'port {port} (MASTER_PORT) is taken on '
+                f'{socket.gethostname()} ({err.strerror}): set MASTER_PORT '
+                '(or PORT) to a free port before launching.') from err
 
 
 def finish_distributed() -> None:

@@ -253,38 +253,6 @@ def _data(num=4):
     return dict(inputs=inputs, data_samples=samples)
 
 
-# -- Slurm scripts: the srun command line, with a stand-in srun -------------
-@pytest.mark.parametrize('gpus_per_node', ['8', '0'])
-def test_slurm_scripts_call_srun_like_mmpretrain(tmp_path, gpus_per_node):
-    fake = tmp_path / 'srun'
-    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
-    fake.chmod(0o755)
-    env = dict(os.environ, GPUS='16', GPUS_PER_NODE=gpus_per_node,
-               PATH=f'{tmp_path}{os.pathsep}{os.environ["PATH"]}')
-    tools = osp.join(REPO, 'tools')
-    train = _srun_args([osp.join(tools, 'slurm_train.sh'), 'part', 'job',
-                        'cfg.py', 'work', '--amp'], env)
-    test = _srun_args([osp.join(tools, 'slurm_test.sh'), 'part', 'job',
-                       'cfg.py', 'ckpt.pth', '--out', 'm.json'], env)
-    for args in (train, test):
-        assert args[:3] == ['-p', 'part', '--job-name=job']
-        assert '--ntasks=16' in args and '--kill-on-bad-exit=1' in args
-        assert ('--gres=gpu:8' in args) == (gpus_per_node == '8')
-        assert args[args.index('-u') - 1] == 'python'
-    assert train[train.index('-u') + 1:] == [
-        osp.join(tools, 'train.py'), 'cfg.py', '--work-dir=work',
-        '--launcher=slurm', '--amp']
-    assert test[test.index('-u') + 1:] == [
-        osp.join(tools, 'test.py'), 'cfg.py', 'ckpt.pth', '--launcher=slurm',
-        '--out', 'm.json']
-
-
-def _srun_args(cmd, env):
-    out = subprocess.run(['bash', *cmd], env=env, capture_output=True,
-                         text=True, check=True)
-    return out.stdout.splitlines()
-
-
 def _inherited():
     """The caller's own PYTHONPATH entries, kept after ours."""
     return [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)

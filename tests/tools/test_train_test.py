@@ -1,10 +1,12 @@
 """End to end: tools/train.py on a tiny CIFAR-100 fixture, --resume from the
 saved checkpoint, then tools/test.py reports top-1."""
+import json
 import os.path as osp
 import sys
 
 import pytest
 import torch
+import torch.distributed as torch_dist
 from cifar_fixture import write_cifar100
 from conftest import REPO
 
@@ -74,3 +76,23 @@ def test_cli_flags_reach_the_config(tmp_path):
     assert cfg.val_cfg is None and cfg.model.kd_weight == 0.5
     assert cfg.work_dir.endswith('afd_tiny_cifar')
     assert train_tool.parse_args([TINY, '--local_rank', '1']).local_rank == 1
+
+
+def test_only_rank_0_writes_the_metrics_file(tmp_path):
+    """Rank 0 writes first, rank 1 after it: a write by rank 1 would win."""
+    out = tmp_path / 'metrics.json'
+    torch.multiprocessing.spawn(_write_from_rank, args=(tmp_path, out),
+                                nprocs=2)
+    assert json.loads(out.read_text()) == {'rank': 0}
+
+
+def _write_from_rank(rank, tmp_path, out):
+    store = torch_dist.FileStore(str(tmp_path / 'store'), 2)
+    torch_dist.init_process_group('gloo', store=store, rank=rank,
+                                  world_size=2)
+    if rank == 1:
+        torch_dist.barrier()
+    test_tool.write_metrics({'rank': rank}, str(out))
+    if rank == 0:
+        torch_dist.barrier()
+    torch_dist.destroy_process_group()
