@@ -223,3 +223,25 @@ def test_compiled_equals_eager_and_survives_another_batch_size():
     # eval runs the student alone, uncompiled, as in eager
     compiled.eval()
     assert compiled(inputs, mode='tensor').shape == (3, 10)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason='needs a CUDA device')
+@pytest.mark.parametrize('options', [True, {'mode': 'reduce-overhead'}])
+def test_cuda_compiled_equals_eager(options):
+    """On a GPU, compiled (also with CUDA graphs) == eager."""
+    torch.manual_seed(0)
+    eager = _distiller().cuda()
+    compiled = _distiller(compile=options).cuda()
+    compiled.load_state_dict(eager.state_dict())
+    inputs, samples = _batch(4)
+    inputs = inputs.cuda()
+    for _ in range(3):  # CUDA graphs record after warm-up runs
+        want, want_grads = _losses_and_grads(eager, inputs, samples)
+        got, got_grads = _losses_and_grads(compiled, inputs, samples)
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4,
+                                   atol=1e-5)
+    for name in want_grads:
+        torch.testing.assert_close(got_grads[name], want_grads[name],
+                                   rtol=1e-3, atol=1e-4)

@@ -1,4 +1,5 @@
 """Tests of AFDLoss, including a loop-by-loop reference from the spec."""
+import copy
 import math
 
 import pytest
@@ -423,3 +424,46 @@ def test_forward_wrong_channels_message():
             r'\(B, 5\) as found by the probe forward; the '
             r'`teacher_recorder` must record the same modules')):
         run(loss, teacher, _feats(STUDENT_SHAPES))
+
+
+# ------------------------------------------------------------------ CUDA
+cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                          reason='needs a CUDA device')
+
+
+@cuda
+def test_cuda_equals_cpu_loss_and_gradients():
+    torch.manual_seed(0)
+    loss = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8)
+    on_gpu = copy.deepcopy(loss).cuda()
+    teacher = _feats(TEACHER_SHAPES)
+    student = _feats(STUDENT_SHAPES, grad=True)
+    student_gpu = [h.detach().cuda().requires_grad_() for h in student]
+    value = run(loss, teacher, student)
+    value_gpu = run(on_gpu, [h.cuda() for h in teacher], student_gpu)
+    torch.testing.assert_close(value_gpu.cpu(), value, rtol=1e-4, atol=1e-6)
+    value.backward()
+    value_gpu.backward()
+    for h, h_gpu in zip(student, student_gpu):
+        torch.testing.assert_close(h_gpu.grad.cpu(), h.grad, rtol=1e-3,
+                                   atol=1e-6)
+    for (name, p), p_gpu in zip(loss.named_parameters(),
+                                on_gpu.parameters()):
+        torch.testing.assert_close(p_gpu.grad.cpu(), p.grad, rtol=1e-3,
+                                   atol=1e-5, msg=name)
+
+
+@cuda
+def test_trains_under_cuda_fp16_autocast():
+    torch.manual_seed(0)
+    loss = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8).cuda()
+    teacher = [h.cuda() for h in _feats(TEACHER_SHAPES)]
+    student = [h.cuda().requires_grad_() for h in _feats(STUDENT_SHAPES)]
+    with torch.autocast('cuda', dtype=torch.float16):
+        value = run(loss, teacher, [h * 1 for h in student])
+    value.backward()
+    assert value.dtype == torch.float32 and torch.isfinite(value)
+    for h in student:
+        assert torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
+    for name, param in loss.named_parameters():
+        assert torch.isfinite(param.grad).all(), name
