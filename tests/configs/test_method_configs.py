@@ -22,7 +22,8 @@ METHODS = {'kd': None, 'fitnet': 'FitNetLoss', 'at': 'ATLoss',
            'rkd': 'RKDLoss', 'crd': 'CRDLoss', 'l2t': 'L2TLoss'}
 LOSS_BLOCK = {'distill_loss', 'student_recorder', 'teacher_recorder',
               'kd_weight'}
-BASELINES = sorted(glob.glob(osp.join(REPO, 'configs/baselines/*.py')))
+BASELINES = sorted(p for m in METHODS
+                   for p in glob.glob(osp.join(REPO, 'configs', m, '*.py')))
 ABLATIONS = sorted(glob.glob(osp.join(REPO, 'configs/ablations/*.py')))
 TINY = osp.join(REPO, 'tests/data/afd_tiny_cifar.py')
 
@@ -142,7 +143,7 @@ def _tiny_overrides(method):
     """
     if method == 'afd':
         return []
-    path = osp.join(REPO, f'configs/baselines/{method}_r56_r20_cifar100.py')
+    path = osp.join(REPO, f'configs/{method}/{method}_r56_r20_cifar100.py')
     loss = load(path).model.distill_loss
     if loss is None:
         return ['model.distill_loss=None']
