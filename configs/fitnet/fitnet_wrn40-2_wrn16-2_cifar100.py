@@ -1,27 +1,8 @@
-# FitNet baseline on CIFAR-100 (AFD paper Table 1): teacher WRN-40-2 -> student
-# WRN-16-2. Paper top-1: see the AFD paper, Table 1 (AFD: 75.47).
-# Method: FitNet (Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR
-# 2015).
-# Loss: hint = end of the teacher's stage 2, guided = end of the student's
-# stage 2 (FitNetLoss picks the middle of the three recorded stage ends:
-# RepDistiller's --hint_layer 2), 1x1 conv + BN regressor, weight 100
-# (RepDistiller), plus KD 0.9.
-# Candidates: the last block of each stage, paired stage by stage: teacher
-# WRN-40-2: layer{1,2,3}.5.post_act; student WRN-16-2: layer{1,2,3}.1.post_act.
-# Everything else (teacher, student, data, schedule, KD 0.9 at T=4) is
-# inherited from the AFD config of the pair; only the loss block differs:
-#   python tools/train.py configs/fitnet/fitnet_wrn40-2_wrn16-2_cifar100.py
+# FitNet (Romero et al., 2015), AFD paper Table 1: WRN-40-2 -> WRN-16-2.
 _base_ = '../afd_wrn40-2_wrn16-2_cifar100.py'
 
 model = dict(
-    student_recorder=dict(
-        _delete_=True,
-        type='afd_mm.FeatureRecorder',
-        patterns='backbone.layer*.1.post_act'),
-    teacher_recorder=dict(
-        _delete_=True,
-        type='afd_mm.FeatureRecorder',
-        patterns='backbone.layer*.5.post_act'),
-    distill_loss=dict(
-        _delete_=True, type='afd_mm.FitNetLoss', loss_weight=100.0),
+    student_recorder=dict(patterns='backbone.layer*.1.post_act'),
+    teacher_recorder=dict(patterns='backbone.layer*.5.post_act'),
+    distill_loss=dict(_delete_=True, type='afd_mm.FitNetLoss'),
 )

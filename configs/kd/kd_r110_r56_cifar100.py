@@ -1,14 +1,4 @@
-# KD baseline on CIFAR-100 (AFD paper Table 1): teacher ResNet-110 -> student
-# ResNet-56. Paper top-1: see the AFD paper, Table 1 (AFD: 75.39).
-# Method: KD (Hinton et al., "Distilling the Knowledge in a Neural Network",
-# 2015).
-# Loss: KD alone: no feature loss; the distiller's logit KD term (kd_weight
-# 0.9, T 4) is the whole distillation.
-# Everything else (teacher, student, data, schedule, KD 0.9 at T=4) is
-# inherited from the AFD config of the pair; only the loss block differs:
-#   python tools/train.py configs/kd/kd_r110_r56_cifar100.py
+# KD (Hinton et al., 2015), AFD paper Table 1: ResNet-110 -> ResNet-56.
 _base_ = '../afd_r110_r56_cifar100.py'
 
-model = dict(
-    distill_loss=None,
-)
+model = dict(distill_loss=None)

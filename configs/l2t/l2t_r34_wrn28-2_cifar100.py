@@ -1,39 +1,9 @@
-# L2T baseline on CIFAR-100 (AFD paper Table 1): teacher ResNet-34 (CIFAR stem)
-# -> student WRN-28-2. Paper top-1: see the AFD paper, Table 1 (AFD: 77.47).
-# Method: L2T (Jang et al., "Learning What and Where to Transfer", ICML 2019).
-# Loss: all 3 x 3 pairs of teacher / student stage ends, weighted per pair
-# ("where") and per channel ("what") by meta-networks trained with the
-# meta-gradient of the cross-entropy through T = 2 look-ahead steps (Adam
-# 1e-4); weight 0.5 (L2T-ww's defaults), plus KD 0.9. About 7x the cost per
-# iteration of AFD (R56 -> R20, batch 64, CPU, measured). The look-ahead SGD
-# uses the runner's lr and the momentum / weight decay below, which match the
-# schedule's optimizer.
-# Candidates: the last block of each stage, paired stage by stage: teacher
-# ResNet-34: layer1.2, layer2.3, layer3.5, the ends of its first three stages
-# (32x32, 16x16, 8x8); its fourth stage (4x4) has no student map of that size;
-# student WRN-28-2: layer{1,2,3}.3.post_act.
-# Everything else (teacher, student, data, schedule, KD 0.9 at T=4) is
-# inherited from the AFD config of the pair; only the loss block differs:
-#   python tools/train.py configs/l2t/l2t_r34_wrn28-2_cifar100.py
+# L2T (Jang et al., 2019), AFD paper Table 1: ResNet-34 -> WRN-28-2.
 _base_ = '../afd_r34_wrn28-2_cifar100.py'
 
 model = dict(
-    student_recorder=dict(
-        _delete_=True,
-        type='afd_mm.FeatureRecorder',
-        patterns='backbone.layer*.3.post_act'),
-    teacher_recorder=dict(
-        _delete_=True,
-        type='afd_mm.FeatureRecorder',
-        patterns=['backbone.layer1.2', 'backbone.layer2.3',
-                  'backbone.layer3.5']),
-    distill_loss=dict(
-        _delete_=True,
-        type='afd_mm.L2TLoss',
-        loss_weight=0.5,
-        inner_steps=2,
-        meta_lr=1e-4,
-        meta_weight_decay=1e-4,
-        inner_momentum=0.9,
-        inner_weight_decay=5e-4),
+    student_recorder=dict(patterns='backbone.layer*.3.post_act'),
+    teacher_recorder=dict(patterns=[
+        'backbone.layer1.2', 'backbone.layer2.3', 'backbone.layer3.5']),
+    distill_loss=dict(_delete_=True, type='afd_mm.L2TLoss'),
 )
