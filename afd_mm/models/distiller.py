@@ -153,6 +153,11 @@ class AFDDistiller(BaseModel):
         return float(weight)
 
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Also load a plain student checkpoint (see route_checkpoint)."""
+        route_checkpoint(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def train(self, mode: bool = True) -> 'AFDDistiller':
         """Set train mode on the student; the teacher stays in eval."""
         super().train(mode)
@@ -229,6 +234,44 @@ def _attach(cfg: dict, model: nn.Module, key: str):
             f'{recorder.patterns!r}, selection {recorder.select_args}); '
             'loosen its `patterns` or `indices`.')
     return recorder
+
+
+def route_checkpoint(model: 'AFDDistiller', state_dict: dict,
+                     prefix: str = '') -> None:
+    """Recognise a plain student checkpoint and move it under ``student.``.
+
+    Runs on every ``load_state_dict`` of the distiller (mmengine's
+    ``load_from``, ``--resume``, ``tools/test.py CONFIG CHECKPOINT``). An
+    AFD run's checkpoint (``student.``/``teacher.`` keys) passes unchanged.
+    A checkpoint whose keys are all the student's, with the student's
+    shapes (an mmpretrain classifier's, or tools/convert_to_student.py's
+    output) is loaded into ``model.student``; the teacher and the
+    distillation loss keep their current weights, and one log line says so.
+    Anything else is refused with a ValueError naming the keys that fit
+    neither, instead of loading nothing silently.
+    """
+    keys = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
+    if not keys or any(k.startswith(('student.', 'teacher.')) for k in keys):
+        return
+    student = model.student.state_dict()
+    wrong = [k for k in keys if k not in student
+             or tuple(state_dict[prefix + k].shape) != tuple(student[k].shape)]
+    if wrong:
+        raise ValueError(
+            f'The checkpoint loaded into the AFDDistiller has no `student.` '
+            f'or `teacher.` keys (not an AFD run), and {len(wrong)} of its '
+            f'{len(keys)} tensors do not fit the student either (e.g. '
+            f'{wrong[:5]}). Pass an AFD run\'s checkpoint or one of the '
+            'student architecture in `model.student` (load_from / '
+            'tools/test.py CHECKPOINT).')
+    for key in keys:
+        state_dict[f'{prefix}student.{key}'] = state_dict.pop(prefix + key)
+    for key, value in model.state_dict().items():  # teacher, loss: as they are
+        state_dict.setdefault(prefix + key, value)
+    print_log(
+        f'Plain student checkpoint recognised ({len(keys)} of the student\'s '
+        f'{len(student)} tensors): loaded into model.student; the teacher '
+        'and the distillation loss keep their weights.', logger='current')
 
 
 def load_teacher_weights(model: nn.Module, ckpt: str) -> None:

@@ -176,3 +176,33 @@ def test_nothing_recorded_without_distill_loss(monkeypatch):
     monkeypatch.setattr(model.student_recorder, 'record', None)
     losses = model(*_batch(), mode='loss')
     assert set(losses) == {'loss_cls', 'loss_kd'}
+
+
+def test_plain_student_checkpoint_loads_into_the_student(tmp_path):
+    from mmengine.runner import load_checkpoint
+    model = _distiller()
+    source = _distiller()
+    teacher = copy.deepcopy(model.teacher.state_dict())
+    path = str(tmp_path / 'student.pth')
+    torch.save(dict(state_dict=source.student.state_dict()), path)
+    load_checkpoint(model, path, map_location='cpu', strict=True)
+    for key, value in source.student.state_dict().items():
+        assert torch.equal(model.student.state_dict()[key], value), key
+    for key, value in teacher.items():
+        assert torch.equal(model.teacher.state_dict()[key], value), key
+    afd = dict(state_dict=source.state_dict())  # an AFD run's: unchanged
+    torch.save(afd, path)
+    load_checkpoint(model, path, map_location='cpu', strict=True)
+    assert torch.equal(model.teacher.backbone.conv1.weight,
+                       source.teacher.backbone.conv1.weight)
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    from mmengine.runner import load_checkpoint
+    model = _distiller()
+    path = str(tmp_path / 'other.pth')
+    torch.save(dict(state_dict=_distiller().teacher.state_dict()), path)
+    with pytest.raises(ValueError, match='do not fit the student') as err:
+        load_checkpoint(model, path, map_location='cpu')
+    assert 'backbone.layer1.1' in str(err.value)
+    assert 'load_from' in str(err.value)
