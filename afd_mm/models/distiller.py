@@ -63,7 +63,11 @@ class AFDDistiller(BaseModel):
             use the training crop size for ImageNet-size inputs.
         data_preprocessor (dict, optional): the batch preprocessor; the
             runner fills it from the config's top-level
-            ``data_preprocessor``. Default: the student's.
+            ``data_preprocessor``. Default: the student's. A teacher whose
+            own preprocessor (its model dict's ``data_preprocessor``, or the
+            top-level one of its config file) normalises differently (mean,
+            std, channel order) gets the batch re-normalised to its own
+            (``teacher_normalisation``), announced in one log line.
         init_cfg (dict, optional): mmengine init config of the distiller.
     """
 
@@ -94,6 +98,8 @@ class AFDDistiller(BaseModel):
                          init_cfg=init_cfg)
         self.student = student_model
         self.teacher = self._build_teacher(teacher, teacher_ckpt)
+        self._teacher_norm = teacher_normalisation(self.data_preprocessor,
+                                                   self.teacher)
         self.student_recorder = _attach(student_recorder, self.student,
                                         'student_recorder')
         self.teacher_recorder = _attach(teacher_recorder, self.teacher,
@@ -118,7 +124,7 @@ class AFDDistiller(BaseModel):
             if 'model' not in cfg:
                 raise KeyError(f'Teacher config file {teacher!r} has no '
                                '`model`; fix `teacher` in your config.')
-            teacher = cfg.model
+            teacher = _with_preprocessor(cfg)
         model = MODELS.build(teacher)
         if ckpt is not None:
             load_teacher_weights(model, ckpt)
@@ -198,9 +204,10 @@ class AFDDistiller(BaseModel):
                 'training crop size) in your config.')
         t_record, s_record = self._recording()
         with torch.no_grad(), t_record as t_feats:
-            t_out = self.teacher(inputs, mode='tensor') \
+            t_in = renormalise(inputs, self._teacher_norm)
+            t_out = self.teacher(t_in, mode='tensor') \
                 if self._teacher_head_used \
-                else self.teacher.extract_feat(inputs)
+                else self.teacher.extract_feat(t_in)
         if hasattr(self.distill_loss, 'reduce_teacher'):  # AFD
             t_feats = self.distill_loss.reduce_teacher(t_feats)
         with s_record as s_feats:
@@ -293,6 +300,70 @@ def load_teacher_weights(model: nn.Module, ckpt: str) -> None:
             'Point `teacher_ckpt` at weights of the architecture in '
             '`teacher`, or change `teacher` to match the checkpoint.')
     model.load_state_dict(state)
+
+
+def _with_preprocessor(cfg: Config) -> dict:
+    """The ``model`` of a teacher config file, with the file's top-level
+    ``data_preprocessor`` (where mmpretrain configs keep it) moved in."""
+    model = cfg.model
+    if cfg.get('data_preprocessor') and not model.get('data_preprocessor'):
+        model = copy.deepcopy(model)
+        model['data_preprocessor'] = copy.deepcopy(cfg.data_preprocessor)
+    return model
+
+
+def _norm_of(preprocessor) -> Optional[Tuple[torch.Tensor, torch.Tensor,
+                                             bool]]:
+    """(mean, std, channel flip) of an mmpretrain ClsDataPreprocessor, or
+    None when it does not normalise."""
+    if not getattr(preprocessor, '_enable_normalize', False):
+        return None
+    flip = bool(getattr(preprocessor, '_channel_conversion', False) or
+                getattr(preprocessor, 'to_rgb', False))
+    return (preprocessor.mean.flatten().float(),
+            preprocessor.std.flatten().float(), flip)
+
+
+def teacher_normalisation(batch_preprocessor, teacher: nn.Module
+                          ) -> Optional[Tuple[torch.Tensor, torch.Tensor,
+                                              bool]]:
+    """How to turn the batch into the teacher's normalisation, or None.
+
+    Returns ``(scale, shift, flip)`` with ``x_t = flip(x) * scale + shift``
+    per channel (C, 1, 1), or None when the teacher has no normalising
+    preprocessor of its own or normalises as the batch does. A mismatch is
+    logged once, here, at build time.
+    """
+    theirs = _norm_of(getattr(teacher, 'data_preprocessor', None))
+    ours = _norm_of(batch_preprocessor)
+    if theirs is None:
+        return None
+    if ours is None:  # the batch is raw pixels
+        ours = (torch.zeros_like(theirs[0]), torch.ones_like(theirs[1]),
+                bool(getattr(batch_preprocessor, 'to_rgb', False)))
+    if ours[2] == theirs[2] and torch.equal(ours[0], theirs[0]) and \
+            torch.equal(ours[1], theirs[1]):
+        return None
+    flip = ours[2] != theirs[2]
+    m_s, s_s = (ours[0].flip(0), ours[1].flip(0)) if flip else ours[:2]
+    print_log(
+        f'The teacher normalises with mean {theirs[0].tolist()}, std '
+        f'{theirs[1].tolist()}, to_rgb={theirs[2]}; the batch with mean '
+        f'{ours[0].tolist()}, std {ours[1].tolist()}, to_rgb={ours[2]}: the '
+        'teacher gets the batch re-normalised to its own.',
+        logger='current')
+    scale = (s_s / theirs[1]).view(-1, 1, 1)  # (C, 1, 1)
+    shift = ((m_s - theirs[0]) / theirs[1]).view(-1, 1, 1)  # (C, 1, 1)
+    return scale, shift, flip
+
+
+def renormalise(inputs: torch.Tensor, norm) -> torch.Tensor:
+    """The (B, C, H, W) batch in the teacher's normalisation."""
+    if norm is None:
+        return inputs
+    scale, shift, flip = norm
+    inputs = inputs.flip(1) if flip else inputs
+    return inputs * scale.to(inputs) + shift.to(inputs)
 
 
 def _num_classes(logits) -> int:

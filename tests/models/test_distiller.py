@@ -1,4 +1,5 @@
 import copy
+import logging
 
 import pytest
 import torch
@@ -206,3 +207,48 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         load_checkpoint(model, path, map_location='cpu')
     assert 'backbone.layer1.1' in str(err.value)
     assert 'load_from' in str(err.value)
+
+
+def test_teacher_with_its_own_normalisation_gets_the_batch_renormalised():
+    from mmengine.logging import MMLogger
+    teacher = dict(tiny_classifier(14), data_preprocessor=dict(
+        mean=[0.0, 10.0, 20.0], std=[1.0, 2.0, 4.0], to_rgb=True))
+    logger = MMLogger.get_current_instance()
+    messages = []
+    handler = _ListHandler(messages)
+    logger.addHandler(handler)
+    try:
+        model = _distiller(teacher=teacher, data_preprocessor=dict(
+            mean=[100.0, 110.0, 120.0], std=[50.0, 60.0, 70.0]))
+    finally:
+        logger.removeHandler(handler)
+    assert sum('re-normalised' in m for m in messages) == 1
+    seen = []
+    model.teacher.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0]))
+    inputs, samples = _batch()
+    model.train()
+    model(inputs, samples, mode='loss')
+    raw = inputs * torch.tensor([50.0, 60.0, 70.0]).view(3, 1, 1) + \
+        torch.tensor([100.0, 110.0, 120.0]).view(3, 1, 1)  # BGR pixels
+    expected = (raw.flip(1) - torch.tensor([0.0, 10.0, 20.0]).view(
+        3, 1, 1)) / torch.tensor([1.0, 2.0, 4.0]).view(3, 1, 1)
+    torch.testing.assert_close(seen[0], expected)
+
+
+def test_teacher_with_the_same_normalisation_is_left_alone():
+    norm = dict(mean=[1.0, 2.0, 3.0], std=[4.0, 5.0, 6.0])
+    model = _distiller(teacher=dict(tiny_classifier(14),
+                                    data_preprocessor=norm),
+                       data_preprocessor=norm)
+    assert model._teacher_norm is None
+    assert _distiller()._teacher_norm is None
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, messages):
+        super().__init__()
+        self.messages = messages
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
