@@ -5,5 +5,5 @@ model = dict(
     student_recorder=dict(patterns='neck.gap'),
     teacher_recorder=dict(
         _delete_=True, type='afd_mm.FeatureRecorder', patterns='neck.gap'),
-    distill_loss=dict(_delete_=True, type='afd_mm.CRDLoss', num_data=50000),
+    distill_loss=dict(_delete_=True, type='afd_mm.CRDLoss'),
 )

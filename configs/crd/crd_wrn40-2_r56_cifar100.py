@@ -4,5 +4,5 @@ _base_ = '../afd_wrn40-2_r56_cifar100.py'
 model = dict(
     student_recorder=dict(patterns='neck.gap'),
     teacher_recorder=dict(patterns='neck.gap'),
-    distill_loss=dict(_delete_=True, type='afd_mm.CRDLoss', num_data=50000),
+    distill_loss=dict(_delete_=True, type='afd_mm.CRDLoss'),
 )
