@@ -142,6 +142,19 @@ FAMILY_PATTERNS = {
     'ConvNeXt': ('backbone.stages.*.*', ),
     'VisionTransformer': ('backbone.layers.*', ),
     'SwinTransformer': ('backbone.stages.*.blocks.*', ),
+    'SwinTransformerV2': ('backbone.stages.*.blocks.*', ),
+    'MobileOne': ('backbone.stage[1-9].*', ),  # stage0: the stem block
+    'RepVGG': ('backbone.stage_*.*', ),
+    'MlpMixer': ('backbone.layers.*', ),
+    'PoolFormer': ('backbone.network.*.[0-9]*', ),  # not the downsamples
+    'RIFormer': ('backbone.network.*.[0-9]*', ),
+    'VAN': ('backbone.blocks*.*', ),
+    'ConvMixer': ('backbone.stages.*', ),
+    'EfficientNetV2': ('backbone.layers.*.[0-9]*', ),  # not stem/final conv
+    'CSPNet': ('backbone.stages.*.blocks.*', ),  # CSPDarkNet/ResNet/ResNeXt
+    'HorNet': ('backbone.stages.*.*', ),
+    'EdgeNeXt': ('backbone.stages.*.*', ),
+    'RepLKNet': ('backbone.stages.*.blocks.*', ),
 }
 
 
