@@ -17,6 +17,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from afd_mm.utils.atomic_io import find_resumable_checkpoint  # noqa: E402
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
+from afd_mm.utils.config import fill_probe_size  # noqa: E402
 from afd_mm.utils.dist import finish_distributed, prepare_cpu_distributed  # noqa: E402
 from afd_mm.utils.malloc import keep_freed_memory  # noqa: E402
 
@@ -83,6 +84,7 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     use_resumable_epoch_loop(cfg)
     add_train_set_size_hook(cfg)
+    fill_probe_size(cfg)  # the training crop, unless the config sets it
     return cfg
 
 

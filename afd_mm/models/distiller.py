@@ -13,6 +13,7 @@ from torch import nn
 from afd_mm.registry import MODELS
 from afd_mm.utils.checkpoint import extract_state_dict, load_checkpoint_file
 
+from .candidates import candidate_table
 from .losses.kd_loss import kd_loss
 
 _DEFAULT_RECORDER = dict(type='afd_mm.FeatureRecorder', patterns=None)
@@ -60,7 +61,9 @@ class AFDDistiller(BaseModel):
         kd_temperature (float): KD temperature. Default 4 (the release).
         probe_size (tuple[int, int]): input (H, W) of the one probe forward
             that finds candidate shapes at build time. Default (32, 32);
-            use the training crop size for ImageNet-size inputs.
+            afd_mm's tools/train.py and tools/list_candidates.py fill it
+            with the training pipeline's crop size when the config has a
+            crop and does not set ``probe_size``.
         data_preprocessor (dict, optional): the batch preprocessor; the
             runner fills it from the config's top-level
             ``data_preprocessor``. Default: the student's. A teacher whose
@@ -106,6 +109,7 @@ class AFDDistiller(BaseModel):
                                         'teacher_recorder')
         self.probe_size = tuple(probe_size)
         t_shapes, s_shapes, num_classes = self._probe(self.probe_size)
+        _log_candidates(self, t_shapes, s_shapes)
         self.kd_temperature = kd_temperature
         self.kd_weight = self._check_kd(kd_weight, num_classes)
         self._teacher_head_used = self.kd_weight > 0 or any(
@@ -300,6 +304,15 @@ def load_teacher_weights(model: nn.Module, ckpt: str) -> None:
             'Point `teacher_ckpt` at weights of the architecture in '
             '`teacher`, or change `teacher` to match the checkpoint.')
     model.load_state_dict(state)
+
+
+def _log_candidates(model: 'AFDDistiller', t_shapes, s_shapes) -> None:
+    """One table per side at build time (tools/list_candidates.py prints
+    the same without training)."""
+    for side, names, shapes in (
+            ('teacher', model.teacher_recorder.names, t_shapes),
+            ('student', model.student_recorder.names, s_shapes)):
+        print_log(candidate_table(side, names, shapes), logger='current')
 
 
 def _with_preprocessor(cfg: Config) -> dict:

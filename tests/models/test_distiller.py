@@ -252,3 +252,19 @@ class _ListHandler(logging.Handler):
 
     def emit(self, record):
         self.messages.append(record.getMessage())
+
+
+def test_build_logs_one_candidate_table_per_side():
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    messages = []
+    handler = _ListHandler(messages)
+    logger.addHandler(handler)
+    try:
+        _distiller()
+    finally:
+        logger.removeHandler(handler)
+    tables = [m for m in messages if ' candidates (' in m]
+    assert [t.splitlines()[0] for t in tables] == [
+        'teacher candidates (6):', 'student candidates (3):']
+    assert '      2  backbone.layer3.0  (64, 8, 8)' in tables[1]
