@@ -3,7 +3,7 @@
 A teacher (CIFAR ResNet-20) is trained once on more data (20,000 images);
 ResNet-8 students are trained on a fixed subset of 5,000 images with each
 method (alone, KD, AT, FitNet, RKD, CRD, AFD; the feature methods add KD
-0.9 as configs/baselines/ do) for each seed, and tested on the 10,000 test
+0.9 as the per-method configs do) for each seed, and tested on the 10,000 test
 images. Prints one line per run and a markdown table of top-1 mean ± std
 over seeds (sample std), and writes ``results.json`` in the work dir::
 

@@ -29,7 +29,10 @@ from mmengine.logging import print_log  # noqa: E402
 
 from afd_mm.utils import extract_state_dict, load_checkpoint_file  # noqa: E402
 
-_TEST_KEYS = ('test_pipeline', 'test_dataloader', 'test_evaluator')
+# what tools/test.py (ours and mmpretrain's) and the inferencer read
+_TEST_KEYS = ('test_pipeline', 'test_dataloader', 'test_evaluator',
+              'test_cfg', 'env_cfg', 'default_hooks', 'log_processor',
+              'visualizer', 'log_level')
 
 
 def parse_args(argv=None):
@@ -100,7 +103,14 @@ def student_config(cfg: Config) -> Config:
     for key in _TEST_KEYS:
         if cfg.get(key) is not None:
             out[key] = copy.deepcopy(cfg[key])
-    if _uses_afd_types(model):
+    if out.get('test_dataloader') is not None:
+        # mmengine needs test_dataloader, test_cfg and test_evaluator all
+        # set or all None
+        out.setdefault('test_cfg', dict())
+    imports = cfg.get('custom_imports')  # e.g. a dataset of afd_mm's
+    if imports is not None:
+        out['custom_imports'] = copy.deepcopy(imports)
+    elif _uses_afd_types(model):
         out['custom_imports'] = dict(imports=['afd_mm'],
                                      allow_failed_imports=False)
     return Config(out)

@@ -50,6 +50,10 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
+    if cfg.model.get('type') == 'afd_mm.AFDDistiller':
+        # testing runs the student alone, and an AFD checkpoint holds the
+        # teacher too: its weights file is not needed
+        cfg.model.teacher_ckpt = None
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:

@@ -17,6 +17,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from afd_mm.utils.atomic_io import find_resumable_checkpoint  # noqa: E402
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
+from afd_mm.utils.config import fill_probe_size  # noqa: E402
 from afd_mm.utils.dist import (  # noqa: E402
     finish_distributed,
     prepare_cpu_distributed,
@@ -86,7 +87,20 @@ def merge_args(cfg: Config, args) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     use_resumable_epoch_loop(cfg)
+    add_train_set_size_hook(cfg)
+    fill_probe_size(cfg)  # the training crop, unless the config sets it
     return cfg
+
+
+def add_train_set_size_hook(cfg: Config) -> None:
+    """Distiller configs get afd_mm.TrainSetSizeHook (CRD's num_data)."""
+    if cfg.get('model', {}).get('type') != 'afd_mm.AFDDistiller':
+        return
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') in ('afd_mm.TrainSetSizeHook',
+                                 'TrainSetSizeHook') for h in hooks):
+        hooks.append(dict(type='afd_mm.TrainSetSizeHook'))
+    cfg.custom_hooks = hooks
 
 
 def use_resumable_epoch_loop(cfg: Config) -> None:

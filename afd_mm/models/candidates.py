@@ -17,7 +17,7 @@ backbone family, used when a recorder is given ``patterns=None``.
 import difflib
 import fnmatch
 import random
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from torch import nn
 
@@ -142,6 +142,19 @@ FAMILY_PATTERNS = {
     'ConvNeXt': ('backbone.stages.*.*', ),
     'VisionTransformer': ('backbone.layers.*', ),
     'SwinTransformer': ('backbone.stages.*.blocks.*', ),
+    'SwinTransformerV2': ('backbone.stages.*.blocks.*', ),
+    'MobileOne': ('backbone.stage[1-9].*', ),  # stage0: the stem block
+    'RepVGG': ('backbone.stage_*.*', ),
+    'MlpMixer': ('backbone.layers.*', ),
+    'PoolFormer': ('backbone.network.*.[0-9]*', ),  # not the downsamples
+    'RIFormer': ('backbone.network.*.[0-9]*', ),
+    'VAN': ('backbone.blocks*.*', ),
+    'ConvMixer': ('backbone.stages.*', ),
+    'EfficientNetV2': ('backbone.layers.*.[0-9]*', ),  # not stem/final conv
+    'CSPNet': ('backbone.stages.*.blocks.*', ),  # CSPDarkNet/ResNet/ResNeXt
+    'HorNet': ('backbone.stages.*.*', ),
+    'EdgeNeXt': ('backbone.stages.*.*', ),
+    'RepLKNet': ('backbone.stages.*.blocks.*', ),
 }
 
 
@@ -174,3 +187,44 @@ def _no_default_message(reason: str) -> str:
             f'{sorted(FAMILY_PATTERNS)} (and their subclasses). Set '
             '`patterns` in model.student_recorder / teacher_recorder, e.g. '
             "patterns='backbone.stages.*.*'.")
+
+
+# ------------------------------------------------------ showing them
+def candidate_table(side: str, names: Sequence[str],
+                    shapes: Sequence[tuple]) -> str:
+    """One compact table of a side's candidates: index, module, shape.
+
+    Args:
+        side: 'teacher' or 'student' (the table's title).
+        names: the candidates' module names, in network order.
+        shapes: their output shapes without the batch dim, (C, H, W) or (C,).
+    """
+    width = max([len(n) for n in names] + [6])
+    rows = [f'{side} candidates ({len(names)}):',
+            f'  {"index":>5}  {"module":<{width}}  shape']
+    rows += [f'  {i:>5}  {n:<{width}}  {tuple(s)}'
+             for i, (n, s) in enumerate(zip(names, shapes))]
+    return '\n'.join(rows)
+
+
+def equal_size_pairs(teacher_shapes: Sequence[tuple],
+                     student_shapes: Sequence[tuple]
+                     ) -> Tuple[List[int], List[int]]:
+    """Index pairs for AT/FitNet: the last candidate of each spatial size
+    (H, W) that both sides have, in the student's network order.
+
+    Returns:
+        (teacher indices, student indices), equally long; empty when no
+        (H, W) is shared (or the candidates are vectors).
+    """
+    def last_of_size(shapes):
+        last = {}
+        for i, shape in enumerate(shapes):
+            if len(shape) == 3:
+                last[tuple(shape[1:])] = i
+        return last
+
+    t_last, s_last = last_of_size(teacher_shapes), last_of_size(
+        student_shapes)
+    shared = sorted((s_last[hw], t_last[hw]) for hw in s_last if hw in t_last)
+    return [t for _, t in shared], [s for s, _ in shared]

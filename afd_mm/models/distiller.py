@@ -13,6 +13,7 @@ from torch import nn
 from afd_mm.registry import MODELS
 from afd_mm.utils.checkpoint import extract_state_dict, load_checkpoint_file
 
+from .candidates import candidate_table
 from .losses.kd_loss import kd_loss
 
 _DEFAULT_RECORDER = dict(type='afd_mm.FeatureRecorder', patterns=None)
@@ -60,7 +61,9 @@ class AFDDistiller(BaseModel):
         kd_temperature (float): KD temperature. Default 4 (the release).
         probe_size (tuple[int, int]): input (H, W) of the one probe forward
             that finds candidate shapes at build time. Default (32, 32);
-            use the training crop size for ImageNet-size inputs.
+            afd_mm's tools/train.py and tools/list_candidates.py fill it
+            with the training pipeline's crop size when the config has a
+            crop and does not set ``probe_size``.
         compile (bool | dict): run the student's training forward (with
             the recorder hooks and the loss's ``feature_transform``) and
             the distillation loss under ``torch.compile``; a dict is
@@ -71,7 +74,11 @@ class AFDDistiller(BaseModel):
             (``tools/benchmark_speed.py`` measures both).
         data_preprocessor (dict, optional): the batch preprocessor; the
             runner fills it from the config's top-level
-            ``data_preprocessor``. Default: the student's.
+            ``data_preprocessor``. Default: the student's. A teacher whose
+            own preprocessor (its model dict's ``data_preprocessor``, or the
+            top-level one of its config file) normalises differently (mean,
+            std, channel order) gets the batch re-normalised to its own
+            (``teacher_normalisation``), announced in one log line.
         init_cfg (dict, optional): mmengine init config of the distiller.
     """
 
@@ -103,12 +110,15 @@ class AFDDistiller(BaseModel):
                          init_cfg=init_cfg)
         self.student = student_model
         self.teacher = self._build_teacher(teacher, teacher_ckpt)
+        self._teacher_norm = teacher_normalisation(self.data_preprocessor,
+                                                   self.teacher)
         self.student_recorder = _attach(student_recorder, self.student,
                                         'student_recorder')
         self.teacher_recorder = _attach(teacher_recorder, self.teacher,
                                         'teacher_recorder')
         self.probe_size = tuple(probe_size)
         t_shapes, s_shapes, num_classes = self._probe(self.probe_size)
+        _log_candidates(self, t_shapes, s_shapes)
         self.kd_temperature = kd_temperature
         self.kd_weight = self._check_kd(kd_weight, num_classes)
         self._teacher_head_used = self.kd_weight > 0 or any(
@@ -136,7 +146,7 @@ class AFDDistiller(BaseModel):
             if 'model' not in cfg:
                 raise KeyError(f'Teacher config file {teacher!r} has no '
                                '`model`; fix `teacher` in your config.')
-            teacher = cfg.model
+            teacher = _with_preprocessor(cfg)
         model = MODELS.build(teacher)
         if ckpt is not None:
             load_teacher_weights(model, ckpt)
@@ -188,6 +198,11 @@ class AFDDistiller(BaseModel):
         """The student's logits (its candidates are recorded meanwhile)."""
         return self.student.head(self.student.extract_feat(inputs))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Also load a plain student checkpoint (see route_checkpoint)."""
+        route_checkpoint(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def train(self, mode: bool = True) -> 'AFDDistiller':
         """Set train mode on the student; the teacher stays in eval."""
         super().train(mode)
@@ -219,9 +234,10 @@ class AFDDistiller(BaseModel):
                 'training crop size) in your config.')
         t_record, s_record = self._recording()
         with torch.no_grad(), t_record as t_feats:
-            t_out = self.teacher(inputs, mode='tensor') \
+            t_in = renormalise(inputs, self._teacher_norm)
+            t_out = self.teacher(t_in, mode='tensor') \
                 if self._teacher_head_used \
-                else self.teacher.extract_feat(inputs)
+                else self.teacher.extract_feat(t_in)
         with s_record as s_feats:
             s_logits = self._compiled.get('student',
                                           self._student_forward)(inputs)
@@ -257,6 +273,44 @@ def _attach(cfg: dict, model: nn.Module, key: str):
     return recorder
 
 
+def route_checkpoint(model: 'AFDDistiller', state_dict: dict,
+                     prefix: str = '') -> None:
+    """Recognise a plain student checkpoint and move it under ``student.``.
+
+    Runs on every ``load_state_dict`` of the distiller (mmengine's
+    ``load_from``, ``--resume``, ``tools/test.py CONFIG CHECKPOINT``). An
+    AFD run's checkpoint (``student.``/``teacher.`` keys) passes unchanged.
+    A checkpoint whose keys are all the student's, with the student's
+    shapes (an mmpretrain classifier's, or tools/convert_to_student.py's
+    output) is loaded into ``model.student``; the teacher and the
+    distillation loss keep their current weights, and one log line says so.
+    Anything else is refused with a ValueError naming the keys that fit
+    neither, instead of loading nothing silently.
+    """
+    keys = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
+    if not keys or any(k.startswith(('student.', 'teacher.')) for k in keys):
+        return
+    student = model.student.state_dict()
+    wrong = [k for k in keys if k not in student
+             or tuple(state_dict[prefix + k].shape) != tuple(student[k].shape)]
+    if wrong:
+        raise ValueError(
+            f'The checkpoint loaded into the AFDDistiller has no `student.` '
+            f'or `teacher.` keys (not an AFD run), and {len(wrong)} of its '
+            f'{len(keys)} tensors do not fit the student either (e.g. '
+            f'{wrong[:5]}). Pass an AFD run\'s checkpoint or one of the '
+            'student architecture in `model.student` (load_from / '
+            'tools/test.py CHECKPOINT).')
+    for key in keys:
+        state_dict[f'{prefix}student.{key}'] = state_dict.pop(prefix + key)
+    for key, value in model.state_dict().items():  # teacher, loss: as they are
+        state_dict.setdefault(prefix + key, value)
+    print_log(
+        f'Plain student checkpoint recognised ({len(keys)} of the student\'s '
+        f'{len(student)} tensors): loaded into model.student; the teacher '
+        'and the distillation loss keep their weights.', logger='current')
+
+
 def load_teacher_weights(model: nn.Module, ckpt: str) -> None:
     """Load ``ckpt`` into ``model``, requiring the keys to fit exactly."""
     state = extract_state_dict(load_checkpoint_file(ckpt, 'teacher_ckpt'))
@@ -276,6 +330,79 @@ def load_teacher_weights(model: nn.Module, ckpt: str) -> None:
             'Point `teacher_ckpt` at weights of the architecture in '
             '`teacher`, or change `teacher` to match the checkpoint.')
     model.load_state_dict(state)
+
+
+def _log_candidates(model: 'AFDDistiller', t_shapes, s_shapes) -> None:
+    """One table per side at build time (tools/list_candidates.py prints
+    the same without training)."""
+    for side, names, shapes in (
+            ('teacher', model.teacher_recorder.names, t_shapes),
+            ('student', model.student_recorder.names, s_shapes)):
+        print_log(candidate_table(side, names, shapes), logger='current')
+
+
+def _with_preprocessor(cfg: Config) -> dict:
+    """The ``model`` of a teacher config file, with the file's top-level
+    ``data_preprocessor`` (where mmpretrain configs keep it) moved in."""
+    model = cfg.model
+    if cfg.get('data_preprocessor') and not model.get('data_preprocessor'):
+        model = copy.deepcopy(model)
+        model['data_preprocessor'] = copy.deepcopy(cfg.data_preprocessor)
+    return model
+
+
+def _norm_of(preprocessor) -> Optional[Tuple[torch.Tensor, torch.Tensor,
+                                             bool]]:
+    """(mean, std, channel flip) of an mmpretrain ClsDataPreprocessor, or
+    None when it does not normalise."""
+    if not getattr(preprocessor, '_enable_normalize', False):
+        return None
+    flip = bool(getattr(preprocessor, '_channel_conversion', False) or
+                getattr(preprocessor, 'to_rgb', False))
+    return (preprocessor.mean.flatten().float(),
+            preprocessor.std.flatten().float(), flip)
+
+
+def teacher_normalisation(batch_preprocessor, teacher: nn.Module
+                          ) -> Optional[Tuple[torch.Tensor, torch.Tensor,
+                                              bool]]:
+    """How to turn the batch into the teacher's normalisation, or None.
+
+    Returns ``(scale, shift, flip)`` with ``x_t = flip(x) * scale + shift``
+    per channel (C, 1, 1), or None when the teacher has no normalising
+    preprocessor of its own or normalises as the batch does. A mismatch is
+    logged once, here, at build time.
+    """
+    theirs = _norm_of(getattr(teacher, 'data_preprocessor', None))
+    ours = _norm_of(batch_preprocessor)
+    if theirs is None:
+        return None
+    if ours is None:  # the batch is raw pixels
+        ours = (torch.zeros_like(theirs[0]), torch.ones_like(theirs[1]),
+                bool(getattr(batch_preprocessor, 'to_rgb', False)))
+    if ours[2] == theirs[2] and torch.equal(ours[0], theirs[0]) and \
+            torch.equal(ours[1], theirs[1]):
+        return None
+    flip = ours[2] != theirs[2]
+    m_s, s_s = (ours[0].flip(0), ours[1].flip(0)) if flip else ours[:2]
+    print_log(
+        f'The teacher normalises with mean {theirs[0].tolist()}, std '
+        f'{theirs[1].tolist()}, to_rgb={theirs[2]}; the batch with mean '
+        f'{ours[0].tolist()}, std {ours[1].tolist()}, to_rgb={ours[2]}: the '
+        'teacher gets the batch re-normalised to its own.',
+        logger='current')
+    scale = (s_s / theirs[1]).view(-1, 1, 1)  # (C, 1, 1)
+    shift = ((m_s - theirs[0]) / theirs[1]).view(-1, 1, 1)  # (C, 1, 1)
+    return scale, shift, flip
+
+
+def renormalise(inputs: torch.Tensor, norm) -> torch.Tensor:
+    """The (B, C, H, W) batch in the teacher's normalisation."""
+    if norm is None:
+        return inputs
+    scale, shift, flip = norm
+    inputs = inputs.flip(1) if flip else inputs
+    return inputs * scale.to(inputs) + shift.to(inputs)
 
 
 def _num_classes(logits) -> int:

@@ -1,11 +1,4 @@
-# AFD teacher-candidate ablation (AFD paper Table 5), ResNet-56 -> ResNet-20 on
-# CIFAR-100: 9 of the 27 teacher blocks at equal intervals (the last block
-# always kept; recorder mode='interval'); the student keeps its 9 blocks.
-# Everything else is ../afd_r56_r20_cifar100.py (all 27 teacher blocks). Other
-# counts: --cfg-options model.teacher_recorder.num=K. Paper top-1: see the AFD
-# paper, Table 5.
-#   python tools/train.py \
-#       configs/ablations/afd_r56_r20_teacher-interval9_cifar100.py
+# AFD paper Table 5: 9 teacher blocks at equal intervals, R56 -> R20.
 _base_ = '../afd_r56_r20_cifar100.py'
 
 model = dict(teacher_recorder=dict(mode='interval', num=9))

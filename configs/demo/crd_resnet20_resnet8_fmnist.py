@@ -2,7 +2,7 @@
 # of the pooled penultimate features (`neck.gap`), memory banks over the
 # training subset (num_data must equal its size: 5000 here; tools/demo.py
 # and tools/benchmark_accuracy.py set it), 64 negatives, weight 0.8
-# (RepDistiller), plus KD 0.9 at T=4 as configs/baselines/crd_*.py.
+# (RepDistiller), plus KD 0.9 at T=4 as configs/crd/crd_*.py.
 _base_ = './student_base_resnet8_fmnist.py'
 
 model = dict(

@@ -1,7 +1,7 @@
 # Demo baseline, FitNet (Romero et al., ICLR 2015) + KD: hint = end of the
 # teacher's stage 2 (ResNet-20 layer2.2), guided = end of the student's
 # stage 2 (ResNet-8 layer2.0), 1x1 conv + BN regressor, weight 100
-# (RepDistiller), plus KD 0.9 at T=4 as configs/baselines/fitnet_*.py.
+# (RepDistiller), plus KD 0.9 at T=4 as configs/fitnet/fitnet_*.py.
 _base_ = './student_base_resnet8_fmnist.py'
 
 model = dict(

@@ -1,6 +1,6 @@
 # Demo baseline, RKD (Park et al., CVPR 2019) + KD: distance (25) and angle
 # (50) relations of the pooled penultimate features (`neck.gap`), plus KD
-# 0.9 at T=4 as configs/baselines/rkd_*.py.
+# 0.9 at T=4 as configs/rkd/rkd_*.py.
 _base_ = './student_base_resnet8_fmnist.py'
 
 model = dict(

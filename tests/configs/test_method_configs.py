@@ -22,7 +22,8 @@ METHODS = {'kd': None, 'fitnet': 'FitNetLoss', 'at': 'ATLoss',
            'rkd': 'RKDLoss', 'crd': 'CRDLoss', 'l2t': 'L2TLoss'}
 LOSS_BLOCK = {'distill_loss', 'student_recorder', 'teacher_recorder',
               'kd_weight'}
-BASELINES = sorted(glob.glob(osp.join(REPO, 'configs/baselines/*.py')))
+BASELINES = sorted(p for m in METHODS
+                   for p in glob.glob(osp.join(REPO, 'configs', m, '*.py')))
 ABLATIONS = sorted(glob.glob(osp.join(REPO, 'configs/ablations/*.py')))
 TINY = osp.join(REPO, 'tests/data/afd_tiny_cifar.py')
 
@@ -83,7 +84,7 @@ def test_baseline_builds(path, tmp_path):
         assert model.student_recorder.names == ['neck.gap']
         assert model.teacher_recorder.names == ['neck.gap']
     if method == 'crd':
-        assert loss.num_data == 50000
+        assert loss.num_data is None  # the training set's, at train time
 
 
 def _check_ablation(name, model):
@@ -142,14 +143,12 @@ def _tiny_overrides(method):
     """
     if method == 'afd':
         return []
-    path = osp.join(REPO, f'configs/baselines/{method}_r56_r20_cifar100.py')
+    path = osp.join(REPO, f'configs/{method}/{method}_r56_r20_cifar100.py')
     loss = load(path).model.distill_loss
     if loss is None:
         return ['model.distill_loss=None']
     opts = [f'model.distill_loss.{k}={v}' for k, v in loss.items()
             if k != '_delete_']
-    if method == 'crd':
-        opts.append('model.distill_loss.num_data=8')  # the fixture's size
     if method in ('rkd', 'crd'):
         opts += ['model.student_recorder.patterns=neck.gap',
                  'model.teacher_recorder.patterns=neck.gap']
@@ -189,3 +188,5 @@ def test_two_iterations(method, data_root, tmp_path, monkeypatch):
         assert f'train/{loss.loss_name}' in scalars
     if method == 'l2t':
         assert int(loss.meta_step) == 2
+    if method == 'crd':  # TrainSetSizeHook: the fixture's 8 images
+        assert loss.num_data == 8 and loss.memory_s.shape[0] == 8

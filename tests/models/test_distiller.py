@@ -1,4 +1,5 @@
 import copy
+import logging
 
 import pytest
 import torch
@@ -245,3 +246,94 @@ def test_cuda_compiled_equals_eager(options):
     for name in want_grads:
         torch.testing.assert_close(got_grads[name], want_grads[name],
                                    rtol=1e-3, atol=1e-4)
+
+
+def test_plain_student_checkpoint_loads_into_the_student(tmp_path):
+    from mmengine.runner import load_checkpoint
+    model = _distiller()
+    source = _distiller()
+    teacher = copy.deepcopy(model.teacher.state_dict())
+    path = str(tmp_path / 'student.pth')
+    torch.save(dict(state_dict=source.student.state_dict()), path)
+    load_checkpoint(model, path, map_location='cpu', strict=True)
+    for key, value in source.student.state_dict().items():
+        assert torch.equal(model.student.state_dict()[key], value), key
+    for key, value in teacher.items():
+        assert torch.equal(model.teacher.state_dict()[key], value), key
+    afd = dict(state_dict=source.state_dict())  # an AFD run's: unchanged
+    torch.save(afd, path)
+    load_checkpoint(model, path, map_location='cpu', strict=True)
+    assert torch.equal(model.teacher.backbone.conv1.weight,
+                       source.teacher.backbone.conv1.weight)
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    from mmengine.runner import load_checkpoint
+    model = _distiller()
+    path = str(tmp_path / 'other.pth')
+    torch.save(dict(state_dict=_distiller().teacher.state_dict()), path)
+    with pytest.raises(ValueError, match='do not fit the student') as err:
+        load_checkpoint(model, path, map_location='cpu')
+    assert 'backbone.layer1.1' in str(err.value)
+    assert 'load_from' in str(err.value)
+
+
+def test_teacher_with_its_own_normalisation_gets_the_batch_renormalised():
+    from mmengine.logging import MMLogger
+    teacher = dict(tiny_classifier(14), data_preprocessor=dict(
+        mean=[0.0, 10.0, 20.0], std=[1.0, 2.0, 4.0], to_rgb=True))
+    logger = MMLogger.get_current_instance()
+    messages = []
+    handler = _ListHandler(messages)
+    logger.addHandler(handler)
+    try:
+        model = _distiller(teacher=teacher, data_preprocessor=dict(
+            mean=[100.0, 110.0, 120.0], std=[50.0, 60.0, 70.0]))
+    finally:
+        logger.removeHandler(handler)
+    assert sum('re-normalised' in m for m in messages) == 1
+    seen = []
+    model.teacher.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0]))
+    inputs, samples = _batch()
+    model.train()
+    model(inputs, samples, mode='loss')
+    raw = inputs * torch.tensor([50.0, 60.0, 70.0]).view(3, 1, 1) + \
+        torch.tensor([100.0, 110.0, 120.0]).view(3, 1, 1)  # BGR pixels
+    expected = (raw.flip(1) - torch.tensor([0.0, 10.0, 20.0]).view(
+        3, 1, 1)) / torch.tensor([1.0, 2.0, 4.0]).view(3, 1, 1)
+    torch.testing.assert_close(seen[0], expected)
+
+
+def test_teacher_with_the_same_normalisation_is_left_alone():
+    norm = dict(mean=[1.0, 2.0, 3.0], std=[4.0, 5.0, 6.0])
+    model = _distiller(teacher=dict(tiny_classifier(14),
+                                    data_preprocessor=norm),
+                       data_preprocessor=norm)
+    assert model._teacher_norm is None
+    assert _distiller()._teacher_norm is None
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, messages):
+        super().__init__()
+        self.messages = messages
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_build_logs_one_candidate_table_per_side():
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    messages = []
+    handler = _ListHandler(messages)
+    logger.addHandler(handler)
+    try:
+        _distiller()
+    finally:
+        logger.removeHandler(handler)
+    tables = [m for m in messages if ' candidates (' in m]
+    assert [t.splitlines()[0] for t in tables] == [
+        'teacher candidates (6):', 'student candidates (3):']
+    assert '      2  backbone.layer3.0  (64, 8, 8)' in tables[1]

@@ -1,10 +1,15 @@
 """tools/convert_to_student.py: a plain mmpretrain student from AFD."""
+import os
 import os.path as osp
+import re
+import subprocess
 import sys
 
+import mmpretrain
 import numpy as np
 import pytest
 import torch
+from cifar_fixture import write_cifar100
 from conftest import REPO
 from mmengine.config import Config
 from mmpretrain.apis import ImageClassificationInferencer, get_model
@@ -13,6 +18,8 @@ from tiny_afd import MEAN, tiny_afd_config, train_tiny_afd
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import convert_to_student  # noqa: E402
+
+TINY = osp.join(REPO, 'tests', 'data', 'afd_tiny_cifar.py')
 
 
 @pytest.fixture(scope='module')
@@ -114,3 +121,39 @@ def test_custom_imports_only_for_afd_mm_types(tmp_path):
     del cfg.model.student
     with pytest.raises(KeyError, match='no `model.student`'):
         convert_to_student.student_config(cfg)
+
+
+def _top1(log: str) -> float:
+    """The top-1 an mmengine test run logs ('accuracy/top1: 25.0000')."""
+    match = re.findall(r'accuracy/top1: ([0-9.]+)', log)
+    assert match, log[-2000:]
+    return float(match[-1])
+
+
+def test_converted_student_passes_both_test_tools(tmp_path, monkeypatch):
+    """Train -> test the AFD checkpoint -> convert -> test the student with
+    our tools/test.py and mmpretrain's: the same top-1 each time."""
+    import test as test_tool
+    import train as train_tool
+    data = write_cifar100(str(tmp_path / 'cifar'), num_train=16, num_test=8)
+    monkeypatch.setenv('AFD_TEST_DATA', data)
+    work = str(tmp_path / 'work')
+    train_tool.main([TINY, '--work-dir', work, '--cfg-options',
+                     'train_cfg.max_epochs=1', 'log_level=WARNING'])
+    ckpt = osp.join(work, 'epoch_1.pth')
+    afd_top1 = test_tool.main([TINY, ckpt, '--work-dir', work])
+    out, cfg_path = convert_to_student.main(
+        [ckpt, str(tmp_path / 'student.pth'), '--config', TINY])
+    ours = test_tool.main([cfg_path, out, '--work-dir', work])
+    assert ours['accuracy/top1'] == afd_top1['accuracy/top1']
+    mmpretrain_test = osp.join(osp.dirname(mmpretrain.__file__), '.mim',
+                               'tools', 'test.py')
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(
+        [REPO, osp.join(REPO, 'tests'), os.environ.get('PYTHONPATH', '')]))
+    run = subprocess.run(
+        [sys.executable, mmpretrain_test, cfg_path, out, '--work-dir',
+         str(tmp_path / 'mmpretrain')], env=env, capture_output=True,
+        text=True, cwd=str(tmp_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert _top1(run.stdout + run.stderr) == \
+        pytest.approx(afd_top1['accuracy/top1'], abs=1e-4)

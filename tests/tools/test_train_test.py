@@ -1,5 +1,6 @@
 """End to end: tools/train.py on a tiny CIFAR-100 fixture, --resume from the
 saved checkpoint, then tools/test.py reports top-1."""
+import glob
 import json
 import os.path as osp
 import sys
@@ -96,3 +97,24 @@ def _write_from_rank(rank, tmp_path, out):
     if rank == 0:
         torch_dist.barrier()
     torch_dist.destroy_process_group()
+def test_plain_student_checkpoint_and_no_teacher_file(data, tmp_path):
+    """tools/test.py on the AFD config: a plain student checkpoint scores
+    as the AFD checkpoint, and the teacher's weights file is not read."""
+    work = str(tmp_path / 'work')
+    train_tool.main([TINY, '--work-dir', work, '--cfg-options',
+                     'train_cfg.max_epochs=1'])
+    ckpt = osp.join(work, 'epoch_1.pth')
+    missing = ['--cfg-options', f'model.teacher_ckpt={tmp_path}/none.pth']
+    afd = test_tool.main([TINY, ckpt, '--work-dir', work, *missing])
+    state = _state(ckpt)['state_dict']
+    plain = str(tmp_path / 'student.pth')
+    torch.save(dict(state_dict={k[len('student.'):]: v
+                                for k, v in state.items()
+                                if k.startswith('student.')}), plain)
+    logs = str(tmp_path / 'logs')
+    student = test_tool.main([TINY, plain, '--work-dir', logs, *missing])
+    assert student['accuracy/top1'] == afd['accuracy/top1']
+    log = ''.join(open(p).read() for p in glob.glob(
+        osp.join(logs, '*', '*.log')))
+    assert 'Plain student checkpoint recognised' in log
+    assert 'missing keys' not in log

@@ -131,8 +131,10 @@ class CRDLoss(nn.Module):
             without the batch dimension, from the distiller's probe; only the
             last, (C_t,) or (C_t, H, W), is used.
         student_shapes (list[tuple[int]]): same for the student (C_s).
-        num_data (int): N, the length of the training set (e.g. 50000 for
-            CIFAR-100); required.
+        num_data (int, optional): N, the length of the training set (e.g.
+            50000 for CIFAR-100). Default None: taken from the training set
+            before training by :class:`afd_mm.TrainSetSizeHook` (which
+            afd_mm's tools/train.py adds); a value given here must match it.
         loss_weight (float): coefficient of the loss in the student
             objective. Defaults to 0.8 (RepDistiller ``-b 0.8`` for ``crd``).
         feat_dim (int): embedding size d. Defaults to 128 (CRD paper,
@@ -154,12 +156,8 @@ class CRDLoss(nn.Module):
                  loss_weight=0.8, feat_dim=128, num_negatives=64,
                  temperature=0.07, momentum=0.5, seed=0):
         super().__init__()
-        if num_data is None:
-            raise ValueError(
-                'CRDLoss needs `num_data`, the length of the training set '
-                '(e.g. num_data=50000 for CIFAR-100), to size its memory '
-                'banks: add it to the `distill_loss` config.')
-        _check_positive_int(num_data, 'num_data')
+        if num_data is not None:
+            _check_positive_int(num_data, 'num_data')
         _check_positive_int(feat_dim, 'feat_dim')
         _check_positive_int(num_negatives, 'num_negatives')
         if temperature <= 0:
@@ -178,12 +176,44 @@ class CRDLoss(nn.Module):
         self.embed_s = nn.Linear(c_s, feat_dim)
         self.embed_t = nn.Linear(c_t, feat_dim)
         self._generator = torch.Generator().manual_seed(seed)
-        stdv = 1.0 / math.sqrt(feat_dim / 3)  # RepDistiller's bank init
         for name in ('memory_s', 'memory_t'):
-            bank = torch.rand(num_data, feat_dim, generator=self._generator)
-            self.register_buffer(name, bank.mul_(2 * stdv).sub_(stdv))
+            self.register_buffer(name, torch.empty(0, feat_dim))
+        if num_data is not None:
+            self.num_data = None
+            self.set_num_data(num_data)
         # Z of the student-anchor and teacher-anchor scores; -1 = unset
         self.register_buffer('norm_consts', torch.full((2,), -1.0))
+
+    def set_num_data(self, num_data: int) -> None:
+        """Size the memory banks for a training set of ``num_data`` images.
+
+        Called by the constructor when ``num_data`` is given, else by
+        :class:`afd_mm.TrainSetSizeHook` with the training set's length
+        before training starts. A ``num_data`` given in the config that
+        differs from the training set's length is refused.
+        """
+        if self.num_data is not None:
+            if self.num_data != num_data:
+                raise ValueError(
+                    f'CRDLoss has num_data={self.num_data} but the training '
+                    f'set has {num_data} images: drop `num_data` from the '
+                    '`distill_loss` config (it is then taken from the '
+                    'training set) or set it to the training set length.')
+            return
+        _check_positive_int(num_data, 'num_data')
+        stdv = 1.0 / math.sqrt(self.memory_s.shape[1] / 3)  # RepDistiller
+        for bank in (self.memory_s, self.memory_t):  # in place: DDP's refs
+            bank.resize_(num_data, bank.shape[1])
+            bank.copy_(torch.rand(bank.shape, generator=self._generator)
+                       .mul_(2 * stdv).sub_(stdv))
+        self.num_data = num_data
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Banks not yet sized take the size of the checkpoint's."""
+        bank = state_dict.get(prefix + 'memory_s')
+        if self.num_data is None and bank is not None:
+            self.set_num_data(bank.shape[0])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @staticmethod
     def _channels(shapes, who):
@@ -232,6 +262,12 @@ class CRDLoss(nn.Module):
         Returns:
             Tensor: scalar, already multiplied by ``loss_weight``.
         """
+        if self.num_data is None:
+            raise ValueError(
+                'CRDLoss has no `num_data` yet: train with afd_mm\'s '
+                'tools/train.py, or add custom_hooks=[dict(type='
+                '\'afd_mm.TrainSetSizeHook\')] (it takes the training set '
+                'length), or set `num_data` in the `distill_loss` config.')
         s_emb = embed(student_feats[-1], self.embed_s)  # (B, d)
         t_emb = embed(teacher_feats[-1].detach(), self.embed_t)  # (B, d)
         idx = self.sample_indices(data_samples, s_emb.device)  # (B,)

@@ -156,9 +156,31 @@ def test_gradient_reaches_student_and_heads_not_teacher():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
 
 
-def test_needs_num_data():
-    with pytest.raises(ValueError, match=r'needs `num_data`.*50000'):
-        CRDLoss([(6,)], [(5,)])
+def test_num_data_from_the_training_set():
+    loss = CRDLoss([(6,)], [(5,)], feat_dim=4)
+    feats = ([torch.randn(2, 6)], [torch.randn(2, 5)])
+    with pytest.raises(ValueError, match='TrainSetSizeHook'):
+        loss(*feats, samples([0, 1]))
+    loss.set_num_data(7)
+    assert loss.memory_s.shape == loss.memory_t.shape == (7, 4)
+    assert torch.isfinite(loss(*feats, samples([0, 6])))
+    with pytest.raises(ValueError, match=r'num_data=7 but the training set '
+                       'has 9 images: drop `num_data`'):
+        loss.set_num_data(9)
+    fresh = CRDLoss([(6,)], [(5,)], feat_dim=4)
+    fresh.load_state_dict(loss.state_dict())  # a checkpoint sizes it
+    assert fresh.num_data == 7 and torch.equal(fresh.memory_t, loss.memory_t)
+
+
+def test_train_set_size_hook_sizes_crd_banks():
+    from types import SimpleNamespace
+
+    from afd_mm.hooks import TrainSetSizeHook
+    model = SimpleNamespace(distill_loss=CRDLoss([(6,)], [(5,)]))
+    runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(
+        dataset=list(range(11))))
+    TrainSetSizeHook().before_run(runner)
+    assert model.distill_loss.num_data == 11
 
 
 @pytest.mark.parametrize('key,value', [

@@ -1,0 +1,1 @@
+../../../../configs/afd_r34_r18_stanford40.py

@@ -1,0 +1,1 @@
+../../../configs/afd_r110_r56_cifar100.py

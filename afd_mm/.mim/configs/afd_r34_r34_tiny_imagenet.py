@@ -1,0 +1,1 @@
+../../../configs/afd_r34_r34_tiny_imagenet.py

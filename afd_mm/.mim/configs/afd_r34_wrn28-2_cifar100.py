@@ -1,0 +1,1 @@
+../../../configs/afd_r34_wrn28-2_cifar100.py

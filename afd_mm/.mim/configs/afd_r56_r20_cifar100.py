@@ -1,0 +1,1 @@
+../../../configs/afd_r56_r20_cifar100.py

@@ -1,0 +1,1 @@
+../../../configs/afd_wrn40-2_r56_cifar100.py

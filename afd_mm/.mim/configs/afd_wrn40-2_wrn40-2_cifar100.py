@@ -1,0 +1,1 @@
+../../../configs/afd_wrn40-2_wrn40-2_cifar100.py

@@ -1,0 +1,10 @@
+# AT (Zagoruyko & Komodakis, 2017), AFD paper Table 1: ResNet-110 -> ResNet-56.
+_base_ = '../afd_r110_r56_cifar100.py'
+
+model = dict(
+    student_recorder=dict(patterns='backbone.layer*.8'),
+    teacher_recorder=dict(
+        _delete_=True, type='afd_mm.FeatureRecorder',
+        patterns='backbone.layer*.17'),
+    distill_loss=dict(_delete_=True, type='afd_mm.ATLoss'),
+)
