@@ -8,7 +8,8 @@ Plain functions, read top to bottom as the spec states them:
 * ``global_descriptor`` g(h) and ``spatial_descriptor`` v(h);
   ``Descriptors`` (a recorder transform) keeps just these two of a map;
 * ``teacher_values`` u_t and ``student_values`` w_{s,t}, flattened and
-  L2-normalised, the students' at one teacher's spatial size;
+  L2-normalised, the students' at one teacher's spatial size (from their
+  maps stacked once, ``stack_by_size``);
 * ``value_distance`` D between teacher and student values;
 * ``distance_matrix`` D[b, t, s] for every pair, teachers of one spatial
   size batched together and the student values formed once per size.
@@ -20,7 +21,8 @@ import torch.nn.functional as F
 
 __all__ = [
     'POOLINGS', 'DISTANCES', 'global_descriptor', 'spatial_descriptor',
-    'MapDescriptors', 'Descriptors', 'teacher_values', 'student_values',
+    'MapDescriptors', 'Descriptors', 'teacher_values', 'stack_by_size',
+    'student_values',
     'value_distance', 'distance_matrix'
 ]
 
@@ -128,34 +130,41 @@ def teacher_values(v_t):
     return _unit(torch.stack(v_t, dim=1).flatten(2))  # (B, n, P)
 
 
-def student_values(v_s, size):
-    """w_{s,t}: every student's value map at one teacher's spatial size.
-
-    Each map is adaptive-average-pooled to ``size`` (a smaller map is
-    up-sampled by replication), flattened and L2-normalised. It depends on
-    the teacher only through ``size``: compute it once per distinct size.
-    Consecutive students of equal size are pooled as one stack.
+def stack_by_size(v_s):
+    """Consecutive maps of one size stacked: [(B, n_k, H_k, W_k)].
 
     Args:
-        v_s (list[Tensor]): S student descriptors v(h_s), each
-            (B, H_s, W_s); sizes may differ.
-        size (tuple[int, int]): the teacher's (H_t, W_t).
+        v_s (list[Tensor]): S maps (B, H_s, W_s), network order.
 
     Returns:
-        Tensor: (B, S, P), unit L2 norm over P = H_t * W_t.
+        list[Tensor]: the same S maps in the same order, in stacks.
     """
-    runs = [[v_s[0]]]  # consecutive maps of one size
+    runs = [[v_s[0]]]
     for v in v_s[1:]:
         if v.shape == runs[-1][0].shape:
             runs[-1].append(v)
         else:
             runs.append([v])
-    pooled = []
-    for run in runs:
-        maps = torch.stack(run, dim=1)  # (B, n, H_s, W_s)
-        if maps.shape[-2:] != size:
-            maps = F.adaptive_avg_pool2d(maps, size)  # (B, n, H_t, W_t)
-        pooled.append(maps)
+    return [torch.stack(run, dim=1) for run in runs]
+
+
+def student_values(stacks, size):
+    """w_{s,t}: every student's value map at one teacher's spatial size.
+
+    Each map is adaptive-average-pooled to ``size`` (a smaller map is
+    up-sampled by replication), flattened and L2-normalised. It depends on
+    the teacher only through ``size``: compute it once per distinct size.
+
+    Args:
+        stacks (list[Tensor]): the S student descriptors v(h_s) in network
+            order, ``stack_by_size``'d: (B, n_k, H_k, W_k) each.
+        size (tuple[int, int]): the teacher's (H_t, W_t).
+
+    Returns:
+        Tensor: (B, S, P), unit L2 norm over P = H_t * W_t.
+    """
+    pooled = [v if v.shape[-2:] == size else F.adaptive_avg_pool2d(v, size)
+              for v in stacks]  # (B, n_k, H_t, W_t)
     return _unit(torch.cat(pooled, dim=1).flatten(2))  # (B, S, P)
 
 
@@ -212,9 +221,10 @@ def distance_matrix(v_t, v_s, distance='l2'):
     by_size = {}  # (H_t, W_t) -> teacher positions, in network order
     for t, v in enumerate(v_t):
         by_size.setdefault(tuple(v.shape[-2:]), []).append(t)
+    stacks = stack_by_size(v_s)
     dist = v_s[0].new_empty(v_s[0].shape[0], len(v_t), len(v_s))
     for size, ts in by_size.items():
         u = teacher_values([v_t[t] for t in ts])  # (B, n, P)
-        w = student_values(v_s, size)  # (B, S, P)
+        w = student_values(stacks, size)  # (B, S, P)
         dist[:, ts] = value_distance(u, w, distance)  # (B, n, S)
     return dist  # (B, T, S)

@@ -10,6 +10,7 @@ from afd_mm.models.distance import (
     distance_matrix,
     global_descriptor,
     spatial_descriptor,
+    stack_by_size,
     student_values,
     teacher_values,
     value_distance,
@@ -75,7 +76,7 @@ def test_teacher_values_flatten_and_l2_normalise():
 
 def test_student_values_down_sample_by_averaging():
     v = torch.arange(16.).view(1, 4, 4)
-    w = student_values([v], (2, 2))
+    w = student_values([v[:, None]], (2, 2))
     means = torch.tensor([2.5, 4.5, 10.5, 12.5])
     assert w.shape == (1, 1, 4)
     assert torch.allclose(w[0, 0], means / means.norm())
@@ -83,15 +84,24 @@ def test_student_values_down_sample_by_averaging():
 
 def test_student_values_up_sample_by_replication():
     v = torch.tensor([[[1., 2.], [3., 4.]]])
-    w = student_values([v], (4, 4))
+    w = student_values([v[:, None]], (4, 4))
     up = torch.tensor([[1., 1., 2., 2.], [1., 1., 2., 2.],
                        [3., 3., 4., 4.], [3., 3., 4., 4.]]).flatten()
     assert torch.allclose(w[0, 0], up / up.norm())
 
 
+def test_stack_by_size_keeps_order():
+    v_s = [torch.rand(2, 4, 4), torch.rand(2, 4, 4), torch.rand(2, 2, 2),
+           torch.rand(2, 4, 4)]
+    stacks = stack_by_size(v_s)
+    assert [tuple(x.shape) for x in stacks] == [(2, 2, 4, 4), (2, 1, 2, 2),
+                                                (2, 1, 4, 4)]
+    assert torch.equal(stacks[2][:, 0], v_s[3])
+
+
 def test_student_values_stack_mixed_sizes_in_order():
     v_s = [torch.rand(2, 8, 8), torch.rand(2, 4, 4), torch.rand(2, 2, 2)]
-    w = student_values(v_s, (4, 4))
+    w = student_values(stack_by_size(v_s), (4, 4))
     assert w.shape == (2, 3, 16)
     assert torch.allclose(w.norm(dim=2), torch.ones(2, 3))
     # the 4 x 4 student at the teacher's own size is only normalised
@@ -114,9 +124,11 @@ def test_student_values_match_pooling_and_normalise_with_gradients():
                   .flatten(1) for v in maps]
         return torch.nn.functional.normalize(torch.stack(pooled, 1), dim=2)
 
-    assert torch.allclose(student_values(v_s, size), reference(*v_s))
+    assert torch.allclose(student_values(stack_by_size(v_s), size),
+                          reference(*v_s))
     grad = torch.randn(2, 5, 36, dtype=torch.float64)
-    ours = torch.autograd.grad(student_values(v_s, size), v_s, grad)
+    ours = torch.autograd.grad(student_values(stack_by_size(v_s), size),
+                               v_s, grad)
     theirs = torch.autograd.grad(reference(*v_s), v_s, grad)
     for a, b in zip(ours, theirs):
         assert torch.allclose(a, b)
@@ -232,9 +244,9 @@ def test_distance_matrix_against_loop_mixed_sizes():
 def test_distance_matrix_student_values_once_per_teacher_size(monkeypatch):
     sizes = []
 
-    def counting(v_s, size):
+    def counting(stacks, size):
         sizes.append(size)
-        return student_values(v_s, size)
+        return student_values(stacks, size)
 
     monkeypatch.setattr(distance_mod, 'student_values', counting)
     v_t = [torch.rand(2, *hw) for hw in [(8, 8), (4, 4), (8, 8), (4, 4)]]

@@ -283,9 +283,9 @@ def test_student_values_once_per_teacher_size(monkeypatch):
     sizes = []
     original = distance_mod.student_values
 
-    def counting(v_s, size):
+    def counting(stacks, size):
         sizes.append(size)
-        return original(v_s, size)
+        return original(stacks, size)
 
     monkeypatch.setattr(distance_mod, 'student_values', counting)
     loss = AFDLoss(TEACHER_SHAPES, STUDENT_SHAPES, embed_dim=8)
