@@ -17,7 +17,11 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
-from afd_mm.utils.dist import finish_distributed, prepare_cpu_distributed  # noqa: E402
+from afd_mm.utils.dist import (  # noqa: E402
+    explain_dist_timeout,
+    finish_distributed,
+    prepare_cpu_distributed,
+)
 
 
 def parse_args(argv=None):
@@ -54,9 +58,10 @@ def main(argv=None):
         loader.persistent_workers = False
     allow_mmengine_checkpoints()
     prepare_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-    finish_distributed()
+    with explain_dist_timeout(cfg):
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
+        finish_distributed()
     if args.out:
         mmengine.dump(metrics, args.out)
     return metrics

@@ -1,3 +1,4 @@
+from .finite_checkpoint_hook import FiniteCheckpointHook
 from .link_matrix_hook import LinkMatrixHook
 
-__all__ = ['LinkMatrixHook']
+__all__ = ['FiniteCheckpointHook', 'LinkMatrixHook']
