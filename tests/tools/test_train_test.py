@@ -74,3 +74,36 @@ def test_cli_flags_reach_the_config(tmp_path):
     assert cfg.val_cfg is None and cfg.model.kd_weight == 0.5
     assert cfg.work_dir.endswith('afd_tiny_cifar')
     assert train_tool.parse_args([TINY, '--local_rank', '1']).local_rank == 1
+
+
+def test_resume_with_a_missing_path_is_an_error(tmp_path):
+    missing = str(tmp_path / 'epoch_9.pth')
+    args = train_tool.parse_args([TINY, '--resume', missing])
+    from mmengine.config import Config
+    with pytest.raises(FileNotFoundError) as err:
+        train_tool.merge_args(Config.fromfile(TINY), args)
+    assert str(err.value) == (
+        f'--resume {missing}: no such file. Pass an existing checkpoint, or '
+        '`--resume` alone to resume from the newest checkpoint of the work '
+        'dir.')
+
+
+def test_resume_with_nothing_to_resume_says_so_in_one_line(tmp_path):
+    import logging
+
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    work = str(tmp_path / 'empty')
+    args = train_tool.parse_args([TINY, '--work-dir', work, '--resume'])
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = MMLogger.get_instance(f'nothing_{tmp_path.name}')  # 'current'
+    logger.addHandler(handler)
+    try:
+        cfg = train_tool.merge_args(Config.fromfile(TINY), args)
+    finally:
+        logger.removeHandler(handler)
+    assert lines == [f'--resume: no intact checkpoint in {work}; training '
+                     'starts from scratch.']
+    assert cfg.resume is False and cfg.load_from is None
