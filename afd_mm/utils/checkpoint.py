@@ -58,15 +58,9 @@ def _reduce_history_buffer(buffer: HistoryBuffer):
     return HistoryBuffer, (log.tolist(), counts.tolist(), buffer.max_length)
 
 
-def load_from_local(filename: str, map_location=None) -> dict:
-    """mmengine's loader of local files (``--resume``, ``load_from``)."""
-    return _without_config_text(
-        load_checkpoint_file(filename, key='load_from` / `--resume'),
-        filename)
-
-
-def load_from_http(filename: str, map_location=None) -> dict:
-    """mmengine's loader of http(s) URLs (``load_from``, ``--resume``)."""
+def load_for_runner(filename: str, map_location=None) -> dict:
+    """mmengine's loader of local files and http(s) URLs (``--resume``,
+    ``load_from``): :func:`load_checkpoint_file`, without config text."""
     return _without_config_text(
         load_checkpoint_file(filename, key='load_from` / `--resume'),
         filename)
@@ -84,9 +78,8 @@ def allow_mmengine_checkpoints() -> None:
     torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True)
-    CheckpointLoader.register_scheme(
-        prefixes=['http://', 'https://'], loader=load_from_http, force=True)
+        prefixes=['', 'http://', 'https://'], loader=load_for_runner,
+        force=True)
 
 
 def load_checkpoint_file(path: str, key: str = 'teacher_ckpt') -> dict:
