@@ -10,9 +10,10 @@ from mmpretrain.registry import DATASETS as MMPRETRAIN_DATASETS
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmpretrain.registry import LOOPS as MMPRETRAIN_LOOPS
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from mmpretrain.registry import RUNNERS as MMPRETRAIN_RUNNERS
 from mmpretrain.registry import TRANSFORMS as MMPRETRAIN_TRANSFORMS
 
-__all__ = ['MODELS', 'DATASETS', 'HOOKS', 'LOOPS', 'TRANSFORMS']
+__all__ = ['MODELS', 'DATASETS', 'HOOKS', 'LOOPS', 'RUNNERS', 'TRANSFORMS']
 
 MODELS = Registry(
     'model', parent=MMPRETRAIN_MODELS, scope='afd_mm',
@@ -28,4 +29,7 @@ TRANSFORMS = Registry(
     locations=['afd_mm.datasets'])
 LOOPS = Registry(
     'loop', parent=MMPRETRAIN_LOOPS, scope='afd_mm',
+    locations=['afd_mm.engine'])
+RUNNERS = Registry(
+    'runner', parent=MMPRETRAIN_RUNNERS, scope='afd_mm',
     locations=['afd_mm.engine'])

@@ -4,8 +4,9 @@ Writes OUT: the student's weights alone (the ``student.`` keys of the
 distiller, prefix stripped; no teacher, no meta-network) and ``meta`` with
 the run's ``dataset_meta``; and OUT with a ``.py`` extension: a runnable
 mmpretrain config of the student, rebuilt from the AFD run's config that
-mmengine stored in the checkpoint (``meta['cfg']``; pass ``--config`` for
-checkpoints without it)::
+mmengine stored in the checkpoint (``meta['cfg']``, read as data and never
+executed; pass ``--config`` for checkpoints without it, or whose stored
+config is more than data)::
 
     python tools/convert_to_student.py CKPT OUT [--config AFD_CONFIG]
 
@@ -28,6 +29,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 
 from afd_mm.utils import extract_state_dict, load_checkpoint_file  # noqa: E402
+from afd_mm.utils.config_text import config_from_text  # noqa: E402
 
 # what tools/test.py (ours and mmpretrain's) and the inferencer read
 _TEST_KEYS = ('test_pipeline', 'test_dataloader', 'test_evaluator',
@@ -59,8 +61,12 @@ def student_state(checkpoint: dict, path: str) -> dict:
     return state
 
 
-def afd_config(meta: dict, config_path=None) -> Config:
-    """The AFD run's config: ``--config`` if given, else ``meta['cfg']``."""
+def afd_config(meta: dict, config_path=None, source='CKPT') -> Config:
+    """The AFD run's config: ``--config`` if given, else ``meta['cfg']``.
+
+    The stored text is parsed as data (``afd_mm.utils.config_text``), never
+    executed: text that is not plain data is refused.
+    """
     if config_path is not None:
         return Config.fromfile(config_path)
     text = meta.get('cfg')
@@ -68,7 +74,12 @@ def afd_config(meta: dict, config_path=None) -> Config:
         raise KeyError(
             'The checkpoint stores no config (meta[\'cfg\'] is missing); '
             'pass the AFD run\'s config with --config CONFIG.')
-    return Config.fromstring(text, file_format='.py')
+    try:
+        return config_from_text(text, f"meta['cfg'] of {source}")
+    except ValueError as err:
+        raise ValueError(
+            f'{err} Pass the AFD run\'s config file with --config CONFIG.'
+        ) from None
 
 
 def _uses_afd_types(node) -> bool:
@@ -126,7 +137,7 @@ def main(argv=None):
     checkpoint = load_checkpoint_file(args.checkpoint, 'CKPT')
     state = student_state(checkpoint, args.checkpoint)
     meta = checkpoint.get('meta') or {}
-    cfg = student_config(afd_config(meta, args.config))
+    cfg = student_config(afd_config(meta, args.config, args.checkpoint))
     out_meta = {}
     if meta.get('dataset_meta') is not None:
         out_meta['dataset_meta'] = meta['dataset_meta']

@@ -19,6 +19,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
 from afd_mm.utils.dist import (  # noqa: E402
+    explain_dist_timeout,
     finish_distributed,
     prepare_cpu_distributed,
     setup_launcher_env,
@@ -65,10 +66,11 @@ def main(argv=None):
     allow_mmengine_checkpoints()
     setup_launcher_env(args.launcher)  # Slurm's ranks, both paths
     prepare_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-    write_metrics(metrics, args.out)
-    finish_distributed()
+    with explain_dist_timeout(cfg):
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
+        write_metrics(metrics, args.out)
+        finish_distributed()
     return metrics
 
 

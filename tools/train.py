@@ -13,12 +13,14 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
 
+from afd_mm.registry import RUNNERS  # noqa: E402
 from afd_mm.utils.atomic_io import find_resumable_checkpoint  # noqa: E402
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
 from afd_mm.utils.config import fill_probe_size  # noqa: E402
 from afd_mm.utils.dist import (  # noqa: E402
+    explain_dist_timeout,
     finish_distributed,
     prepare_cpu_distributed,
     setup_launcher_env,
@@ -32,8 +34,9 @@ def parse_args(argv=None):
                         '(default: ./work_dirs/<config name>)')
     parser.add_argument(
         '--resume', nargs='?', const='auto', default=None,
-        help='resume from CKPT, or from the latest checkpoint of the work '
-        'dir when no path is given')
+        help='resume from CKPT (must exist), or from the newest intact '
+        'checkpoint of the work dir when no path is given (none: start '
+        'from scratch)')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision')
     parser.add_argument('--no-validate', action='store_true',
@@ -70,9 +73,7 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = find_resumable_checkpoint(cfg.work_dir) \
-            if args.resume == 'auto' else args.resume
+        cfg.resume, cfg.load_from = resume_source(cfg.work_dir, args.resume)
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
     for split in ('train', 'val', 'test'):
@@ -103,6 +104,28 @@ def add_train_set_size_hook(cfg: Config) -> None:
     cfg.custom_hooks = hooks
 
 
+def resume_source(work_dir: str, resume: str):
+    """(``cfg.resume``, ``cfg.load_from``) for ``--resume [CKPT]``.
+
+    An explicit CKPT must exist. ``--resume`` alone (``'auto'``) picks the
+    newest intact checkpoint of ``work_dir``, skipping damaged ones with a
+    warning; with none, one line says training starts from scratch.
+    """
+    if resume != 'auto':
+        if not osp.isfile(resume) and '://' not in resume:
+            raise FileNotFoundError(
+                f'--resume {resume}: no such file. Pass an existing '
+                'checkpoint, or `--resume` alone to resume from the newest '
+                'checkpoint of the work dir.')
+        return True, resume
+    found = find_resumable_checkpoint(work_dir)
+    if found is None:
+        print_log(f'--resume: no intact checkpoint in {work_dir}; training '
+                  'starts from scratch.', logger='current')
+        return False, None
+    return True, found
+
+
 def use_resumable_epoch_loop(cfg: Config) -> None:
     """Epoch-based configs train with afd_mm's exactly-resumable loop."""
     train_cfg = cfg.get('train_cfg')
@@ -120,9 +143,13 @@ def main(argv=None):
     allow_mmengine_checkpoints()
     setup_launcher_env(args.launcher)  # Slurm's ranks, both paths
     prepare_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    finish_distributed()
+    # afd_mm.AFDRunner: no non-finite checkpoint, the configured lr wins
+    # on resume, a stop on NaN/inf says what to resume (engine/runner.py)
+    cfg.setdefault('runner_type', 'afd_mm.AFDRunner')
+    with explain_dist_timeout(cfg):
+        runner = RUNNERS.build(cfg)
+        runner.train()
+        finish_distributed()
     return runner
 
 

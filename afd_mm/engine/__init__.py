@@ -1,3 +1,4 @@
 from .loops import ResumableEpochBasedTrainLoop
+from .runner import AFDRunner
 
-__all__ = ['ResumableEpochBasedTrainLoop']
+__all__ = ['AFDRunner', 'ResumableEpochBasedTrainLoop']

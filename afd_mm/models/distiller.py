@@ -254,7 +254,7 @@ class AFDDistiller(BaseModel):
             distill = self._compiled.get('loss', self.distill_loss)
             losses[self.distill_loss.loss_name] = distill(
                 t_feats, s_feats, data_samples, **extra)
-        _check_finite(losses)
+        _check_finite(losses, self, inputs, t_out)
         return losses
 
 
@@ -411,8 +411,10 @@ def _num_classes(logits) -> int:
     return int(logits.shape[-1])
 
 
-def _check_finite(losses: Dict[str, object]) -> None:
-    """Stop at the first non-finite loss term, naming it and the iter."""
+def _check_finite(losses: Dict[str, object], model: nn.Module,
+                  inputs: torch.Tensor, teacher_out) -> None:
+    """Stop at the first non-finite loss term, naming it, the iteration and
+    the likely cause (see :func:`_likely_cause`)."""
     terms = {k: v for k, v in losses.items()
              if 'loss' in k and isinstance(v, torch.Tensor)}
     finite = torch.stack([torch.isfinite(v.detach()).all()
@@ -424,7 +426,31 @@ def _check_finite(losses: Dict[str, object]) -> None:
     it = 'unknown' if it is None else it + 1  # 1-based, as the log shows
     raise FloatingPointError(
         f'Non-finite loss at iteration {it}: {bad} (values '
-        f'{ {k: float(terms[k].detach()) for k in bad} }). Training stopped; '
-        'checkpoints already written are intact. Lower the distillation '
-        'weight (`loss_weight` of distill_loss, i.e. beta, or kd_weight) '
-        'or the learning rate (optim_wrapper.optimizer.lr), then resume.')
+        f'{ {k: float(terms[k].detach()) for k in bad} }). Training stopped '
+        'before this update; every checkpoint written holds finite values. '
+        f'Likely cause: {_likely_cause(model, inputs, teacher_out)}')
+
+
+def _likely_cause(model: nn.Module, inputs: torch.Tensor,
+                  teacher_out) -> str:
+    """Input batch, teacher output, or the update (weights or loss scale)."""
+    if not bool(torch.isfinite(inputs).all()):
+        return ('the input batch, which holds NaN/inf: check the dataset '
+                'and its pipeline (`train_dataloader.dataset`).')
+    outs = teacher_out if isinstance(teacher_out, (tuple, list)) \
+        else [teacher_out]
+    if not all(bool(torch.isfinite(o).all()) for o in outs
+               if isinstance(o, torch.Tensor)):
+        return ('the teacher output, which holds NaN/inf on a finite '
+                'batch: check the teacher weights (`teacher_ckpt`) and '
+                '`teacher`.')
+    for name, param in model.named_parameters():
+        if not name.startswith('teacher.') and \
+                not bool(torch.isfinite(param).all()):
+            return (f'the update itself: the previous optimizer step made '
+                    f'`{name}` non-finite; lower the learning rate '
+                    '(optim_wrapper.optimizer.lr).')
+    return ('the update itself: the weights are finite but the loss '
+            'overflows; lower the distillation weight (`loss_weight` of '
+            'distill_loss, i.e. beta, or kd_weight) or the learning rate '
+            '(optim_wrapper.optimizer.lr).')

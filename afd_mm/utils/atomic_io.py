@@ -17,8 +17,9 @@ plain ``open(..., 'w')``, not through a backend. Checkpoints are saved
 before the pointer is updated, so the pointer names a complete file; the
 one gap, a crash inside that tiny write, leaves an empty or cut pointer.
 :func:`find_resumable_checkpoint` reads the pointer and, when it is empty
-or names a missing file, falls back to the newest checkpoint in the folder
-(every ``*.pth`` there is complete, thanks to the backend).
+or names a missing file, falls back to the newest checkpoint in the folder;
+any candidate that fails the integrity check (empty, truncated, CRC
+mismatch: damaged after it was written) is skipped with a warning.
 """
 import logging
 import os
@@ -26,14 +27,17 @@ import os.path as osp
 import re
 import uuid
 from pathlib import Path
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 import mmengine
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import print_log
 
+from .checkpoint import CorruptCheckpointError, verify_integrity
+
 TMP_SUFFIX = '.tmp'
 _STEP = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+_TMP = re.compile(r'^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$')
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -43,7 +47,9 @@ class AtomicLocalBackend(LocalBackend):
     target, flush and ``fsync`` it, then ``os.replace`` it onto the
     target. If the write fails the temporary file is removed and the target
     is untouched; if the process is killed, a hidden ``*.tmp`` file may be
-    left behind, never a torn target. Reads are ``LocalBackend``'s.
+    left behind, never a torn target; it is removed by the next
+    successful write to that folder (:func:`remove_stale_tmp_files`).
+    Reads are ``LocalBackend``'s.
     """
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
@@ -63,6 +69,7 @@ class AtomicLocalBackend(LocalBackend):
                 os.remove(tmp)
             raise
         _fsync_dir(folder)
+        remove_stale_tmp_files(folder)
 
     def put_text(self, obj: str, filepath: Union[str, Path],
                  encoding: str = 'utf-8') -> None:
@@ -83,41 +90,88 @@ def use_atomic_local_writes() -> None:
 def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint ``--resume`` should load from ``work_dir``, or None.
 
-    The one named by ``work_dir/last_checkpoint`` when that names a file;
-    otherwise (no pointer, or an empty or dangling one, with a warning) the
-    newest ``epoch_N.pth`` / ``iter_N.pth`` of ``work_dir``; None when
-    there is no checkpoint at all. Hidden ``*.tmp`` files left by a killed
-    write are never picked.
+    Candidates, in order: the file named by ``work_dir/last_checkpoint``
+    (an empty or dangling pointer is skipped), then every ``epoch_N.pth``
+    / ``iter_N.pth`` of ``work_dir``, newest first. The first one that is
+    intact (not empty, not truncated, every stored CRC matching; see
+    :func:`afd_mm.utils.checkpoint.verify_integrity`) is returned; each
+    one skipped is logged with the reason. None when no intact checkpoint
+    is left. Hidden ``*.tmp`` files left by a killed write are never
+    picked.
     """
     pointer = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(pointer):
-        return _newest_checkpoint(work_dir)
-    with open(pointer) as f:
-        named = f.read().strip()
-    if named and osp.isfile(named):
-        return named
-    fallback = _newest_checkpoint(work_dir)
-    print_log(
-        f'{pointer} names {named!r}, which is not a file (the run was '
-        f'killed while writing it); resuming from {fallback} instead.',
-        logger='current', level=logging.WARNING)
-    return fallback
+    named = None
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if not (named and osp.isfile(named)):
+            print_log(
+                f'{pointer} names {named!r}, which is not a file (the run '
+                'was killed while writing it); looking for the newest '
+                'intact checkpoint instead.',
+                logger='current', level=logging.WARNING)
+            named = None
+    candidates = ([named] if named else []) + [
+        path for path in _checkpoints_newest_first(work_dir)
+        if not (named and osp.samefile(path, named))]
+    for path in candidates:
+        try:
+            verify_integrity(path, '--resume')
+        except CorruptCheckpointError as err:
+            print_log(f'--resume: skipped {path}: {err}',
+                      logger='current', level=logging.WARNING)
+            continue
+        return path
+    return None
 
 
-def _newest_checkpoint(work_dir: str) -> Optional[str]:
-    """The last written ``epoch_N.pth``/``iter_N.pth`` of ``work_dir``.
+def _checkpoints_newest_first(work_dir: str) -> List[str]:
+    """The ``epoch_N.pth``/``iter_N.pth`` of ``work_dir``, newest first.
 
     Ordered by modification time, then by N (copies may share a time).
     """
     if not osp.isdir(work_dir):
-        return None
+        return []
     found = []
     for name in os.listdir(work_dir):
         match = _STEP.match(name)
         if match:
             mtime = os.stat(osp.join(work_dir, name)).st_mtime_ns
             found.append((mtime, int(match.group(2)), name))
-    return osp.join(work_dir, max(found)[2]) if found else None
+    return [osp.join(work_dir, name) for *_, name in sorted(found)[::-1]]
+
+
+def remove_stale_tmp_files(folder: str) -> List[str]:
+    """Remove the ``*.tmp`` files of interrupted writes from ``folder``.
+
+    A temporary file is stale when the process that wrote it (the pid in
+    its name, ``.<name>.<pid>.<random>.tmp``) no longer runs on this
+    machine; files of running processes, this one included, are kept.
+    Returns the removed paths.
+    """
+    removed = []
+    for name in os.listdir(folder):
+        match = _TMP.match(name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            os.remove(osp.join(folder, name))
+        except FileNotFoundError:
+            continue  # another process cleaned it first
+        removed.append(osp.join(folder, name))
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
 
 
 def _tmp_name(name: str) -> str:

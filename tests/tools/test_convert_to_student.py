@@ -157,3 +157,22 @@ def test_converted_student_passes_both_test_tools(tmp_path, monkeypatch):
     assert run.returncode == 0, run.stderr[-3000:]
     assert _top1(run.stdout + run.stderr) == \
         pytest.approx(afd_top1['accuracy/top1'], abs=1e-4)
+
+
+def test_stored_config_is_read_as_data_never_run(afd_run, tmp_path):
+    _, ckpt = afd_run
+    marker = tmp_path / 'config_ran'
+    checkpoint = torch.load(ckpt, weights_only=True)
+    stored = checkpoint['meta']['cfg']
+    checkpoint['meta']['cfg'] = \
+        f"{stored}\nran = open({str(marker)!r}, 'w').write('ran')\n"
+    crafted = str(tmp_path / 'crafted.pth')
+    torch.save(checkpoint, crafted)
+    with pytest.raises(ValueError) as err:
+        convert_to_student.main([crafted, str(tmp_path / 's.pth')])
+    message = str(err.value)
+    assert message.startswith(f"meta['cfg'] of {crafted}, line ")
+    assert "`open('" in message and 'never executed' in message
+    assert message.endswith('Pass the AFD run\'s config file with '
+                            '--config CONFIG.')
+    assert not marker.exists()

@@ -63,6 +63,8 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path):
     assert "'loss_cls'" in error  # the term(s), with their values
     assert '`loss_weight` of distill_loss' in error
     assert 'optim_wrapper.optimizer.lr' in error
+    assert 'Likely cause: the update itself' in error
+    assert f'--resume {work / "iter_1.pth"} --cfg-options ' in error
     files = os.listdir(work)
     assert [n for n in files if n.endswith(('.pth', '.tmp'))] == [
         'iter_1.pth']
@@ -88,6 +90,30 @@ def test_overflowing_afd_term_is_named(model_cfg):
     message = str(err.value)
     assert re.search(r"\['loss_afd'\] \(values \{'loss_afd': inf", message)
     assert 'beta' in message and 'optim_wrapper.optimizer.lr' in message
+
+
+@pytest.mark.parametrize('cause, expected', [
+    ('input', 'Likely cause: the input batch, which holds NaN/inf: check '
+     'the dataset and its pipeline (`train_dataloader.dataset`).'),
+    ('teacher', 'Likely cause: the teacher output, which holds NaN/inf on a '
+     'finite batch: check the teacher weights (`teacher_ckpt`)'),
+    ('student', 'Likely cause: the update itself: the previous optimizer '
+     'step made `student.backbone.conv1.weight` non-finite; lower the '
+     'learning rate (optim_wrapper.optimizer.lr).'),
+])
+def test_non_finite_loss_names_its_likely_cause(model_cfg, cause, expected):
+    model = MODELS.build(model_cfg)
+    inputs, samples = _batch()
+    if cause == 'input':
+        inputs[1, 0, 3, 3] = float('nan')
+    elif cause == 'teacher':
+        model.teacher.head.fc.bias.data[0] = float('nan')
+    else:
+        model.student.backbone.conv1.weight.data[0] = float('inf')
+    with pytest.raises(FloatingPointError) as err:
+        model.loss(inputs, samples)
+    assert expected in str(err.value)
+    assert 'every checkpoint written holds finite values' in str(err.value)
 
 
 @pytest.mark.parametrize('side', ['student', 'teacher'])

@@ -97,6 +97,8 @@ def _write_from_rank(rank, tmp_path, out):
     if rank == 0:
         torch_dist.barrier()
     torch_dist.destroy_process_group()
+
+
 def test_plain_student_checkpoint_and_no_teacher_file(data, tmp_path):
     """tools/test.py on the AFD config: a plain student checkpoint scores
     as the AFD checkpoint, and the teacher's weights file is not read."""
@@ -118,3 +120,36 @@ def test_plain_student_checkpoint_and_no_teacher_file(data, tmp_path):
         osp.join(logs, '*', '*.log')))
     assert 'Plain student checkpoint recognised' in log
     assert 'missing keys' not in log
+
+
+def test_resume_with_a_missing_path_is_an_error(tmp_path):
+    missing = str(tmp_path / 'epoch_9.pth')
+    args = train_tool.parse_args([TINY, '--resume', missing])
+    from mmengine.config import Config
+    with pytest.raises(FileNotFoundError) as err:
+        train_tool.merge_args(Config.fromfile(TINY), args)
+    assert str(err.value) == (
+        f'--resume {missing}: no such file. Pass an existing checkpoint, or '
+        '`--resume` alone to resume from the newest checkpoint of the work '
+        'dir.')
+
+
+def test_resume_with_nothing_to_resume_says_so_in_one_line(tmp_path):
+    import logging
+
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    work = str(tmp_path / 'empty')
+    args = train_tool.parse_args([TINY, '--work-dir', work, '--resume'])
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = MMLogger.get_instance(f'nothing_{tmp_path.name}')  # 'current'
+    logger.addHandler(handler)
+    try:
+        cfg = train_tool.merge_args(Config.fromfile(TINY), args)
+    finally:
+        logger.removeHandler(handler)
+    assert lines == [f'--resume: no intact checkpoint in {work}; training '
+                     'starts from scratch.']
+    assert cfg.resume is False and cfg.load_from is None

@@ -1,5 +1,6 @@
 """Atomic checkpoint writes (afd_mm/utils/atomic_io.py)."""
 import importlib
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 import torch
 from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.fileio.backends import registry_utils
+from mmengine.logging import MMLogger
 
 import afd_mm
 from afd_mm.utils.atomic_io import (
@@ -127,3 +129,70 @@ def test_find_resumable_checkpoint_follows_a_valid_pointer(tmp_path):
     assert find_resumable_checkpoint(str(tmp_path)) == str(
         tmp_path / 'epoch_1.pth')
     assert find_resumable_checkpoint(str(tmp_path / 'none')) is None
+
+
+def _checkpoint(path, step):
+    torch.save({'step': step, 'w': torch.full((1000, ), float(step))}, path)
+    os.utime(path, ns=(step, step))
+
+
+def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path):
+    for step in (1, 2, 3, 4):
+        _checkpoint(tmp_path / f'epoch_{step}.pth', step)
+    four = tmp_path / 'epoch_4.pth'
+    data = bytearray(four.read_bytes())
+    data[bytes(data).index(torch.full((1000, ), 4.0).numpy().tobytes())
+         + 2000] ^= 0xff  # a flipped byte inside the tensor
+    four.write_bytes(bytes(data))
+    three = tmp_path / 'epoch_3.pth'
+    three.write_bytes(three.read_bytes()[:300])  # truncated
+    os.utime(three, ns=(3, 3))
+    (tmp_path / 'epoch_2.pth').write_bytes(b'')  # empty
+    os.utime(tmp_path / 'epoch_2.pth', ns=(2, 2))
+    (tmp_path / 'last_checkpoint').write_text(str(four))
+    # the newest MMLogger is the one print_log(logger='current') uses
+    logger = MMLogger.get_instance(f'fallback_{tmp_path.name}')
+    with _captured(logger) as lines:
+        found = find_resumable_checkpoint(str(tmp_path))
+    assert found == str(tmp_path / 'epoch_1.pth')
+    skipped = [line for line in lines if line.startswith('--resume: skip')]
+    assert [line.split(':')[1].strip() for line in skipped] == [
+        f'skipped {tmp_path}/epoch_{n}.pth' for n in (4, 3, 2)]
+    assert 'CRC' in skipped[0] and 'truncated' in skipped[1] \
+        and 'empty' in skipped[2]
+
+
+def test_resume_with_nothing_intact_finds_nothing(tmp_path):
+    (tmp_path / 'epoch_1.pth').write_bytes(b'')
+    assert find_resumable_checkpoint(str(tmp_path)) is None
+
+
+def test_next_successful_save_removes_stale_tmp_files(tmp_path):
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    stale = tmp_path / f'.epoch_2.pth.{dead.pid}.0123abcd.tmp'
+    live = tmp_path / f'.epoch_2.pth.{os.getppid()}.4567cdef.tmp'
+    other = tmp_path / 'notes.tmp'  # not ours: kept
+    for path in (stale, live, other):
+        path.write_bytes(b'half a checkpoint')
+    AtomicLocalBackend().put(b'whole', tmp_path / 'epoch_3.pth')
+    assert not stale.exists()
+    assert live.exists() and other.exists()  # a running writer's file
+    assert (tmp_path / 'epoch_3.pth').read_bytes() == b'whole'
+
+
+class _captured:
+    """Collect the messages ``logger`` emits inside the block."""
+
+    def __init__(self, logger):
+        self.logger, self.lines = logger, []
+        self.handler = logging.Handler()
+        self.handler.emit = lambda record: self.lines.append(
+            record.getMessage())
+
+    def __enter__(self):
+        self.logger.addHandler(self.handler)
+        return self.lines
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)

@@ -3,13 +3,22 @@
 A real training checkpoint loads under ``weights_only=True``; a file
 crafted to run code when unpickled (its ``__reduce__`` opens a marker file
 for writing) is refused with afd_mm's message, whichever way the user
-hands it over, and the marker is never created.
+hands it over, and the marker is never created. A checkpoint of plain
+data whose stored config text would run code (it opens a marker file) is
+used by every entry point without running that text. Damaged files are
+refused as corrupt, downloads are cached by URL and checked against the
+hash prefix of their name.
 """
+import hashlib
+import http.server
+import importlib.util
 import os
 import os.path as osp
 import pickle
+import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 
 import pytest
@@ -21,7 +30,10 @@ from mmengine.runner import Runner
 
 from afd_mm.models.losses.afd_loss import AFDLoss
 from afd_mm.registry import MODELS
-from afd_mm.utils.checkpoint import load_checkpoint_file
+from afd_mm.utils.checkpoint import (
+    CorruptCheckpointError,
+    load_checkpoint_file,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_CFG = osp.join(REPO, 'tests', 'data', 'afd_tiny_cifar.py')
@@ -77,6 +89,9 @@ def test_crafted_teacher_ckpt_is_refused(crafted):
     with pytest.raises(RuntimeError, match='Refused to load') as err:
         MODELS.build(model)
     assert '`teacher_ckpt`' in str(err.value) and path in str(err.value)
+    # names the refused global (the payload pickles `open`)
+    assert 'Refused: the pickled global ' in str(err.value)
+    assert 'open' in str(err.value).split('Refused: ')[1]
     assert not marker.exists()
 
 
@@ -115,6 +130,172 @@ def test_plain_pickle_is_refused_too(tmp_path):
     with pytest.raises(RuntimeError, match='Refused to load'):
         load_checkpoint_file(str(path), 'teacher_ckpt')
     assert not marker.exists()
+
+
+# Config text that runs code when mmengine's Config.fromstring reads it.
+PAYLOAD = "ran = open({marker!r}, 'w').write('config text ran')\n"
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'afd_{name}_tool', osp.join(REPO, f'tools/{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A 1-epoch (2-iteration) tiny AFD run: (data root, checkpoint)."""
+    root = write_cifar100(str(tmp_path_factory.mktemp('cifar')),
+                          num_train=8, num_test=4)
+    work = str(tmp_path_factory.mktemp('afd_run'))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('AFD_TEST_DATA', root)
+        load_tool('train').main([
+            TINY_CFG, '--work-dir', work, '--no-validate', '--cfg-options',
+            'train_cfg.max_epochs=1', 'log_level=WARNING'])
+    return root, osp.join(work, 'epoch_1.pth')
+
+
+@pytest.fixture
+def config_that_runs(trained, tmp_path, monkeypatch):
+    """(the trained checkpoint with code as its stored config, marker)."""
+    monkeypatch.setenv('AFD_TEST_DATA', trained[0])
+    marker = tmp_path / 'config_ran'
+    checkpoint = torch.load(trained[1], weights_only=True)
+    checkpoint['meta']['config'] = PAYLOAD.format(marker=str(marker))
+    checkpoint['meta']['cfg'] = PAYLOAD.format(marker=str(marker))
+    path = tmp_path / 'stored_config.pth'
+    torch.save(checkpoint, path)
+    return str(path), marker
+
+
+def test_stored_config_text_would_run_if_parsed(config_that_runs):
+    path, marker = config_that_runs
+    text = torch.load(path, weights_only=True)['meta']['config']
+    Config.fromstring(text, file_format='.py')  # what Runner.resume does
+    assert marker.exists()  # the control: mmengine runs the text
+
+
+@pytest.mark.parametrize('entry', [
+    'resume', 'resume_auto', 'load_from_test', 'teacher_ckpt', 'save_links',
+    'links_file'])
+def test_stored_config_text_never_runs(config_that_runs, entry, tmp_path):
+    path, marker = config_that_runs
+    work = str(tmp_path / 'work')
+    train = [TINY_CFG, '--work-dir', work, '--no-validate', '--cfg-options',
+             'train_cfg.max_epochs=2', 'log_level=WARNING']
+    if entry == 'resume':
+        runner = load_tool('train').main(train + ['--resume', path])
+        assert runner.iter == 4  # resumed at 2, trained epoch 2
+    elif entry == 'resume_auto':
+        os.makedirs(work)
+        shutil.copy(path, osp.join(work, 'epoch_1.pth'))
+        runner = load_tool('train').main(train + ['--resume'])
+        assert runner.iter == 4
+    elif entry == 'load_from_test':
+        metrics = load_tool('test').main([TINY_CFG, path, '--work-dir', work])
+        assert 'accuracy/top1' in metrics
+    elif entry == 'teacher_ckpt':
+        student = Config.fromfile(TINY_CFG).model.student.to_dict()
+        MODELS.build(dict(type='afd_mm.AFDDistiller', student=student,
+                          teacher=student, teacher_ckpt=path))
+    elif entry == 'save_links':
+        load_tool('save_links').main([TINY_CFG, path, '--device', 'cpu',
+                                      '--out', str(tmp_path / 'l.npy')])
+    else:
+        links = str(tmp_path / 'links.pt')
+        torch.save(torch.load(path, weights_only=True), links)
+        shapes = [(16, 8, 8), (32, 4, 4)]
+        with pytest.raises(ValueError, match='holds a dict'):
+            AFDLoss(shapes, shapes, links='fixed', links_file=links)
+    assert not marker.exists()
+
+
+def _save_tensor(path, values):
+    torch.save({'state_dict': {'w': values}}, path)
+    return values.numpy().tobytes()
+
+
+def test_flipped_byte_inside_a_tensor_is_a_corrupt_file(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    raw = _save_tensor(path, torch.arange(4096, dtype=torch.float32))
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(raw) + len(raw) // 2
+    data[at] ^= 0x10  # one bit in the middle of the tensor's bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError) as err:
+        load_checkpoint_file(str(path), 'load_from')
+    message = str(err.value)
+    assert message.startswith(f'Corrupt file {str(path)!r} (`load_from`)')
+    assert 'CRC' in message and 'Refused' not in message
+    assert 'Point `load_from` at an intact copy' in message
+
+
+@pytest.mark.parametrize('cut', ['empty', 'truncated'])
+def test_empty_or_truncated_file_is_a_corrupt_file(tmp_path, cut):
+    path = tmp_path / 'teacher.pth'
+    _save_tensor(path, torch.ones(1000))
+    data = path.read_bytes()
+    path.write_bytes(b'' if cut == 'empty' else data[:len(data) // 2])
+    with pytest.raises(CorruptCheckpointError) as err:
+        load_checkpoint_file(str(path), 'teacher_ckpt')
+    message = str(err.value)
+    assert message.startswith(f'Corrupt file {str(path)!r} (`teacher_ckpt`)')
+    assert ('empty' if cut == 'empty' else 'truncated') in message
+    assert 'Refused' not in message
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """An http server of ``tmp_path/site``; torch hub's cache in tmp."""
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'hub'))
+    monkeypatch.setattr(torch.hub, '_hub_dir', None)
+    site = tmp_path / 'site'
+    site.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(site), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield site, f'http://127.0.0.1:{httpd.server_address[1]}'
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_urls_with_the_same_file_name_are_cached_apart(server):
+    site, base = server
+    for folder, value in (('a', 1.0), ('b', 2.0)):
+        (site / folder).mkdir()
+        _save_tensor(site / folder / 'teacher.pth', torch.full((3, ), value))
+    first = load_checkpoint_file(f'{base}/a/teacher.pth')
+    second = load_checkpoint_file(f'{base}/b/teacher.pth')
+    assert first['state_dict']['w'].tolist() == [1.0] * 3
+    assert second['state_dict']['w'].tolist() == [2.0] * 3
+
+
+def test_hash_prefix_of_the_file_name_is_verified(server):
+    site, base = server
+    _save_tensor(site / 'good.pth', torch.ones(3))
+    digest = hashlib.sha256((site / 'good.pth').read_bytes()).hexdigest()
+    (site / 'good.pth').rename(site / f'r18-{digest[:8]}.pth')
+    good = load_checkpoint_file(f'{base}/r18-{digest[:8]}.pth')
+    assert good['state_dict']['w'].tolist() == [1.0] * 3
+    _save_tensor(site / 'r18-0badc0de.pth', torch.ones(3))
+    url = f'{base}/r18-0badc0de.pth'
+    with pytest.raises(RuntimeError) as err:
+        load_checkpoint_file(url, 'teacher_ckpt')
+    message = str(err.value)
+    assert message.startswith('Hash mismatch: ')
+    assert 'r18-0badc0de.pth' in message and url in message
+    assert 'promises 0badc0de' in message and '`teacher_ckpt`' in message
 
 
 def _inherited():
