@@ -1,3 +1,4 @@
+from .distill_schedule_hook import DistillScheduleHook
 from .link_matrix_hook import LinkMatrixHook
 
-__all__ = ['LinkMatrixHook']
+__all__ = ['DistillScheduleHook', 'LinkMatrixHook']

@@ -94,11 +94,23 @@ def load_checkpoint_file(path: str, key: str = 'teacher_ckpt') -> dict:
 
 
 def _download(url: str) -> str:
+    """The cached copy of ``url`` in torch hub's checkpoint folder.
+
+    A file of the URL's name already in that folder (e.g. copied there by
+    hand on an offline machine) is used without any network access.
+    """
     cache = osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(cache, exist_ok=True)
     local = osp.join(cache, osp.basename(urlparse(url).path))
     if not osp.isfile(local):
-        torch.hub.download_url_to_file(url, local, progress=False)
+        try:
+            torch.hub.download_url_to_file(url, local, progress=False)
+        except OSError as err:  # URLError, timeouts, DNS: all OSErrors
+            raise OSError(
+                f'Could not download {url} ({err}). Offline, download it '
+                f'elsewhere and copy it to {local} (the cache folder '
+                f'{cache}, where it is picked up), or point the config key '
+                '(`teacher_ckpt`) at a local copy.') from err
     return local
 
 
