@@ -18,7 +18,6 @@ import copy
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
-from mmengine.config import ConfigDict
 from torch import nn
 
 from afd_mm.registry import MODELS
@@ -216,7 +215,3 @@ def term_losses(terms: List[LossTerm], t_feats: Dict[str, object],
         losses[term.key] = value if scale == 1.0 else scale * value
     return losses
 
-
-def as_plain_dict(cfg):
-    """A ConfigDict (or dict) as a plain dict, for ``MODELS.build``."""
-    return cfg.to_dict() if isinstance(cfg, ConfigDict) else dict(cfg)

@@ -159,7 +159,7 @@ class AFDDistiller(BaseModel):
         configs, recorders = [], []
         for name, cfg in dl.loss_configs(distill_loss):
             cfg, s_cfg, t_cfg = dl.pop_recorders(cfg)
-            where = 'model.distill_loss' + ('' if name is None
+            where = 'distill_loss' + ('' if name is None
                                             else f'.{name}')
             recorders.append((
                 self.student_recorder if s_cfg is None else _attach(
