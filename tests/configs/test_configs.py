@@ -10,6 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
+from afd_mm.models.zoo_teacher import is_zoo_name, zoo_teacher
+
 CONFIGS = sorted(
     osp.relpath(p, REPO)
     for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
@@ -22,6 +24,9 @@ def build(cfg_path, tmp_path):
     model_cfg = cfg.model
     if model_cfg.type == 'afd_mm.AFDDistiller':
         model_cfg.teacher_ckpt = None  # the real weights are not here
+        teacher = model_cfg.teacher
+        if isinstance(teacher, str) and is_zoo_name(teacher):  # no download
+            model_cfg.teacher = zoo_teacher(teacher)[0]
         loss_cfg = model_cfg.get('distill_loss') or {}
         if loss_cfg.get('links') == 'fixed':  # links saved by an AFD run
             probe = MODELS.build(dict(model_cfg, distill_loss=dict(
