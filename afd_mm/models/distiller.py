@@ -90,6 +90,13 @@ class AFDDistiller(BaseModel):
             runner fills it from the config's top-level
             ``data_preprocessor``. Default: the student's.
         init_cfg (dict, optional): mmengine init config of the distiller.
+
+    Attributes:
+        loss_terms (list[LossTerm]): each distillation loss with its log key
+            and recorders (``distill_losses.py``), in config order.
+        distill_scales (dict[str, float]): log key -> factor of the term in
+            this step, set by ``afd_mm.DistillScheduleHook``; a missing key
+            counts as 1, a 0 skips the term.
     """
 
     def __init__(self,
@@ -159,8 +166,8 @@ class AFDDistiller(BaseModel):
         configs, recorders = [], []
         for name, cfg in dl.loss_configs(distill_loss):
             cfg, s_cfg, t_cfg = dl.pop_recorders(cfg)
-            where = 'distill_loss' + ('' if name is None
-                                            else f'.{name}')
+            where = 'distill_loss' if name is None \
+                else f'distill_loss.{name}'
             recorders.append((
                 self.student_recorder if s_cfg is None else _attach(
                     s_cfg, self.student, f'{where}.student_recorder'),

@@ -28,7 +28,9 @@ def build(cfg_path, tmp_path):
         if isinstance(teacher, str) and is_zoo_name(teacher):  # no download
             model_cfg.teacher = zoo_teacher(teacher)[0]
         loss_cfg = model_cfg.get('distill_loss') or {}
-        if isinstance(loss_cfg, dict) and loss_cfg.get('links') == 'fixed':  # links saved by an AFD run
+        fixed = isinstance(loss_cfg, dict) and loss_cfg.get('links') == \
+            'fixed'
+        if fixed:  # links saved by an AFD run
             probe = MODELS.build(dict(model_cfg, distill_loss=dict(
                 type='afd_mm.AFDLoss', links='ordered')))
             links = tmp_path / 'links.npy'
