@@ -4,8 +4,10 @@
 # Inherits mmpretrain's own ResNet-18 recipe unchanged: 100 epochs, SGD lr
 # 0.1 x0.1 at 30/60/90, wd 1e-4, batch 32 per GPU x 8 GPUs = 256 total:
 #   bash tools/dist_train.sh configs/afd_r34_r18_imagenet.py 8
-# The teacher is mmpretrain's published ResNet-34 (73.62 top-1), fetched by
-# URL on first use; set `model.teacher_ckpt` to a local copy when offline.
+# The teacher is mmpretrain's model-zoo ResNet-34 (73.62 top-1), named as
+# in mmpretrain.list_models(): its published weights are fetched into torch
+# hub's checkpoints folder on first use (offline: copy the file there, or
+# set `model.teacher_ckpt` to a local copy).
 _base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
 
 custom_imports = dict(imports=['afd_mm'], allow_failed_imports=False)
@@ -14,9 +16,7 @@ model = dict(
     _delete_=True,
     type='afd_mm.AFDDistiller',
     student=_base_.model,
-    teacher='mmpretrain::resnet/resnet34_8xb32_in1k.py',
-    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
-    'resnet34_8xb32_in1k_20210831-f257d4e6.pth',
+    teacher='resnet34_8xb32_in1k',
     student_recorder=dict(
         type='afd_mm.FeatureRecorder', patterns='backbone.layer*.*'),
     teacher_recorder=dict(

@@ -2,13 +2,16 @@
 
 A teacher (CIFAR ResNet-20) is trained once on more data (20,000 images);
 ResNet-8 students are trained on a fixed subset of 5,000 images with each
-method (alone, KD, AT, FitNet, RKD, CRD, AFD; the feature methods add KD
-0.9 as the per-method configs do) for each seed, and tested on the 10,000 test
+method (alone, KD, AT, FitNet, RKD, CRD, AFD: the feature methods add KD
+0.9 as the per-method configs do; DKD, DIST, KD with logit standardisation,
+ReviewKD and AFD + DKD, which replace KD as configs/<method>/ do) for each
+seed, and tested on the 10,000 test
 images. Prints one line per run and a markdown table of top-1 mean ± std
 over seeds (sample std), and writes ``results.json`` in the work dir::
 
     python tools/benchmark_accuracy.py [--seeds 0 1 2]
-        [--methods alone kd at fitnet rkd crd afd]
+        [--methods alone kd at fitnet rkd crd afd dkd dist kd_ls reviewkd
+                   afd_dkd]
         [--student-images 5000] [--student-epochs 15]
         [--teacher-images 20000] [--teacher-epochs 4] [--teacher-ckpt CKPT]
         [--data-root DIR] [--work-dir DIR] [--tiny]
@@ -41,13 +44,19 @@ METHODS = {  # key: (config in configs/demo, row label)
     'rkd': ('rkd_resnet20_resnet8_fmnist.py', 'RKD + KD'),
     'crd': ('crd_resnet20_resnet8_fmnist.py', 'CRD + KD'),
     'afd': ('afd_resnet20_resnet8_fmnist.py', 'AFD + KD'),
+    'dkd': ('dkd_resnet20_resnet8_fmnist.py', 'DKD'),
+    'dist': ('dist_resnet20_resnet8_fmnist.py', 'DIST'),
+    'kd_ls': ('kd-ls_resnet20_resnet8_fmnist.py', 'KD + logit stand.'),
+    'reviewkd': ('reviewkd_resnet20_resnet8_fmnist.py', 'ReviewKD'),
+    'afd_dkd': ('afd-dkd_resnet20_resnet8_fmnist.py', 'AFD + DKD'),
 }
 DEFAULT = dict(teacher_images=20000, teacher_epochs=4, student_images=5000,
                student_epochs=15)
 TINY = dict(teacher_images=32, teacher_epochs=1, student_images=32,
             student_epochs=1)
 # relative seconds per training image, for the ETA (demo.COST's scale)
-COST = dict(demo.COST, at=0.55, fitnet=0.55, rkd=0.55, crd=0.6)
+COST = dict(demo.COST, at=0.55, fitnet=0.55, rkd=0.55, crd=0.6, dkd=0.55,
+            dist=0.55, kd_ls=0.55, reviewkd=0.6, afd_dkd=0.7)
 
 
 def parse_args(argv=None):

@@ -19,7 +19,9 @@ eager); ``afd_compiled``, the same with the distiller's ``compile=True``
 for CUDA graphs); ``kd``, ``at``, ``fitnet``, ``rkd``, ``crd``, ``l2t``:
 the shipped baseline config of the pair (KD 0.9 included, as there), or
 for a pair without one, the AFD config with that loss on the stage ends
-(AT, FitNet, L2T) or the pooled features (RKD, CRD).
+(AT, FitNet, L2T) or the pooled features (RKD, CRD); ``dkd``, ``dist``,
+``reviewkd``, ``kd_ls`` (KD with logit standardisation): their shipped
+configs, which replace KD.
 
 Time: in one process, all models built up front; after ``--warmup`` steps
 of each, ``--iters`` rounds each run one step of every method, the order
@@ -63,6 +65,7 @@ from torch.profiler import profile  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 import afd_mm  # noqa: E402,F401  (registers)
+from afd_mm.models.zoo_teacher import is_zoo_name, zoo_teacher  # noqa: E402
 from afd_mm.registry import MODELS  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -92,7 +95,9 @@ FALLBACKS = {
     'l2t': (dict(type='afd_mm.L2TLoss'), _STAGES),
 }
 AFD_METHODS = ('floor', 'afd', 'afd_compiled')
-METHODS = AFD_METHODS + tuple(FALLBACKS)
+# baselines shipped for every pair (configs/<method>/), KD replaced as there
+MODERN = ('dkd', 'dist', 'reviewkd', 'kd_ls')
+METHODS = AFD_METHODS + tuple(FALLBACKS) + MODERN
 
 
 def parse_args(argv=None):
@@ -133,16 +138,14 @@ def parse_args(argv=None):
 # ------------------------------------------------------------- building
 def config_path(pair, method):
     """The shipped config of ``method`` on ``pair`` (a baseline's folder
-    ``configs/<method>/`` or ``configs/baselines/``), else the AFD one."""
+    ``configs/<method>/``), else the AFD one."""
     name = PAIRS[pair]['name']
     afd = osp.join(REPO, 'configs', f'afd_{name}.py')
     if method in AFD_METHODS:
         return afd
-    for folder in (method, 'baselines'):
-        path = osp.join(REPO, 'configs', folder, f'{method}_{name}.py')
-        if osp.isfile(path):
-            return path
-    return afd
+    path = osp.join(REPO, 'configs', method,
+                    f"{method.replace('_', '-')}_{name}.py")
+    return path if osp.isfile(path) else afd
 
 
 def model_config(pair, method, lr=None, compile_options=None):
@@ -152,6 +155,8 @@ def model_config(pair, method, lr=None, compile_options=None):
     """
     path = config_path(pair, method)
     cfg = Config.fromfile(path).model
+    if isinstance(cfg.teacher, str) and is_zoo_name(cfg.teacher):
+        cfg.teacher = zoo_teacher(cfg.teacher)[0]  # no weights download
     cfg.teacher_ckpt = None
     if method == 'floor':
         cfg.distill_loss, cfg.kd_weight = None, 0.0

@@ -1,5 +1,9 @@
+from .distill_schedule_hook import DistillScheduleHook
 from .finite_checkpoint_hook import FiniteCheckpointHook
 from .link_matrix_hook import LinkMatrixHook
 from .train_set_size_hook import TrainSetSizeHook
 
-__all__ = ['FiniteCheckpointHook', 'LinkMatrixHook', 'TrainSetSizeHook']
+__all__ = [
+    'DistillScheduleHook', 'FiniteCheckpointHook', 'LinkMatrixHook',
+    'TrainSetSizeHook'
+]

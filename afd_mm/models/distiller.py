@@ -13,8 +13,10 @@ from torch import nn
 from afd_mm.registry import MODELS
 from afd_mm.utils.checkpoint import extract_state_dict, load_checkpoint_file
 
+from . import distill_losses as dl
 from .candidates import candidate_table
 from .losses.kd_loss import kd_loss
+from .zoo_teacher import is_zoo_name, zoo_teacher
 
 _DEFAULT_RECORDER = dict(type='afd_mm.FeatureRecorder', patterns=None)
 
@@ -29,7 +31,12 @@ class AFDDistiller(BaseModel):
 
         {'loss_cls': CE, 'loss_kd': alpha_kd * KD_T, <loss_name>: beta * L}
 
-    where ``L`` is ``distill_loss`` (AFD by default). Validation, test and
+    where ``L`` is ``distill_loss`` (AFD by default), or one such term per
+    loss when ``distill_loss`` is a list or dict (``loss_afd``, ``loss_at``,
+    ...; see ``afd_mm/models/distill_losses.py``). A schedule
+    (``afd_mm.DistillScheduleHook``) may scale each term; when it switches
+    every distillation term off, the teacher does not run and the step
+    costs what the student alone costs. Validation, test and
     prediction run the student alone, so mmpretrain's evaluators work
     unchanged. The teacher stays in eval mode, has ``requires_grad=False``
     and runs under ``torch.no_grad()``.
@@ -37,28 +44,46 @@ class AFDDistiller(BaseModel):
     Args:
         student (dict): config of any mmpretrain classifier (e.g.
             ``ImageClassifier``), copied unchanged from an mmpretrain config.
-        teacher (dict | str): the teacher classifier's model config, or the
+        teacher (dict | str): the teacher classifier's model config, the
             path of a config file whose ``model`` is the teacher
-            (``'mmpretrain::resnet/resnet34_8xb32_in1k.py'`` works).
+            (``'mmpretrain::resnet/resnet34_8xb32_in1k.py'`` works), or the
+            name of an mmpretrain model-zoo model (any name
+            ``mmpretrain.list_models()`` knows, e.g.
+            ``'resnet34_8xb32_in1k'``): its config is built and its
+            published weights fetched into torch hub's checkpoint folder
+            (see ``zoo_teacher.py``) unless ``teacher_ckpt`` is given.
         teacher_ckpt (str, optional): teacher weights, a local path or an
             http(s) URL, loaded with ``weights_only=True``. Keys must fit
             the teacher exactly. ``None`` keeps the teacher's own init
-            (tests, or a teacher config with ``init_cfg``).
+            (tests, or a teacher config with ``init_cfg``), or for a
+            model-zoo name loads its published weights.
         student_recorder (dict): a ``afd_mm.FeatureRecorder`` config choosing
             the student's candidates. Default: the backbone family's default
             (``FAMILY_PATTERNS`` in ``candidates.py``; every residual block
             for ResNets).
         teacher_recorder (dict): same for the teacher.
-        distill_loss (dict, optional): the feature loss, default
-            ``afd_mm.AFDLoss`` with its defaults (beta 200). Its candidate
-            shapes are filled in from the probe forward. A loss with
-            ``needs_student = True`` (L2T) also gets ``student``, ``inputs``
-            and ``student_recorder`` as keyword arguments. ``None`` trains
-            with CE (+ KD) only.
+        distill_loss (dict | list[dict] | dict[str, dict], optional): the
+            distillation loss, default ``afd_mm.AFDLoss`` with its defaults
+            (beta 200); or a list of loss configs, or a dict name -> loss
+            config, for several losses at once (e.g. AT + FitNet, AFD +
+            DKD). Each is logged under its class's ``loss_name`` (list) or
+            ``loss_<name>`` (dict), weighted by its own ``loss_weight``,
+            and may carry its own ``student_recorder`` /
+            ``teacher_recorder`` keys (FeatureRecorder configs) instead of
+            sharing the distiller's. Candidate shapes are filled in from
+            the probe forward. A loss with ``needs_student = True`` (L2T)
+            also gets ``student``, ``inputs`` and ``student_recorder`` as
+            keyword arguments. ``None`` trains with CE (+ KD) only.
         kd_weight (float): alpha_kd of Hinton's KD on logits. Default 0.9
             (the AFD release on CIFAR-100). Switched off, with a log line,
             when teacher and student predict different numbers of classes.
+            Logit KD is this term: an ``afd_mm.KDLoss`` in ``distill_loss``
+            while ``kd_weight > 0`` is an error (KD configured twice).
         kd_temperature (float): KD temperature. Default 4 (the release).
+        kd_standardize (bool): logit standardisation (Sun et al., CVPR
+            2024) in the KD term: both logit rows are Z-scored before the
+            softmax, ``kd_temperature`` being the base temperature. Default
+            False (Hinton's KD).
         probe_size (tuple[int, int]): input (H, W) of the one probe forward
             that finds candidate shapes at build time. Default (32, 32);
             afd_mm's tools/train.py and tools/list_candidates.py fill it
@@ -80,6 +105,13 @@ class AFDDistiller(BaseModel):
             std, channel order) gets the batch re-normalised to its own
             (``teacher_normalisation``), announced in one log line.
         init_cfg (dict, optional): mmengine init config of the distiller.
+
+    Attributes:
+        loss_terms (list[LossTerm]): each distillation loss with its log key
+            and recorders (``distill_losses.py``), in config order.
+        distill_scales (dict[str, float]): log key -> factor of the term in
+            this step, set by ``afd_mm.DistillScheduleHook``; a missing key
+            counts as 1, a 0 skips the term.
     """
 
     def __init__(self,
@@ -91,6 +123,7 @@ class AFDDistiller(BaseModel):
                  distill_loss: Optional[dict] = dict(type='afd_mm.AFDLoss'),
                  kd_weight: float = 0.9,
                  kd_temperature: float = 4.0,
+                 kd_standardize: bool = False,
                  probe_size: Sequence[int] = (32, 32),
                  compile: Union[bool, dict] = False,
                  data_preprocessor: Optional[dict] = None,
@@ -117,21 +150,16 @@ class AFDDistiller(BaseModel):
         self.teacher_recorder = _attach(teacher_recorder, self.teacher,
                                         'teacher_recorder')
         self.probe_size = tuple(probe_size)
-        t_shapes, s_shapes, num_classes = self._probe(self.probe_size)
-        _log_candidates(self, t_shapes, s_shapes)
+        configs, recorders = self._loss_recorders(distill_loss)
+        shapes, num_classes = self._probe(self.probe_size, recorders)
+        _log_candidates(self, shapes[id(self.teacher_recorder)],
+                        shapes[id(self.student_recorder)])
         self.kd_temperature = kd_temperature
+        self.kd_standardize = bool(kd_standardize)
         self.kd_weight = self._check_kd(kd_weight, num_classes)
-        self._teacher_head_used = self.kd_weight > 0 or any(
-            n.split('.')[0] == 'head' for n in self.teacher_recorder.names)
-        self.distill_loss = None if distill_loss is None else MODELS.build(
-            distill_loss,
-            default_args=dict(teacher_shapes=t_shapes,
-                              student_shapes=s_shapes))
-        # a loss that reads less than the maps (AFD: g and v) has the
-        # recorders keep only that, from now on (the probe needed maps)
-        transform = getattr(self.distill_loss, 'feature_transform', None)
-        self.teacher_recorder.transform = transform
-        self.student_recorder.transform = transform
+        self._build_losses(distill_loss, configs, recorders, shapes)
+        # per log key, a factor set by afd_mm.DistillScheduleHook
+        self.distill_scales: Dict[str, float] = {}
         # torch.compile'd forwards (a plain dict: no module registration)
         self._compiled = {}
         if compile:
@@ -140,6 +168,9 @@ class AFDDistiller(BaseModel):
     # ----------------------------------------------------------- building
     def _build_teacher(self, teacher: Union[dict, str],
                        ckpt: Optional[str]) -> nn.Module:
+        if isinstance(teacher, str) and is_zoo_name(teacher):
+            teacher, url = zoo_teacher(teacher)
+            ckpt = url if ckpt is None else ckpt
         if isinstance(teacher, str):
             cfg = get_config(teacher) if '::' in teacher else \
                 Config.fromfile(teacher)
@@ -154,21 +185,60 @@ class AFDDistiller(BaseModel):
         model.requires_grad_(False)
         return model.eval()
 
+    def _loss_recorders(self, distill_loss) -> Tuple[list, list]:
+        """Loss configs without recorder keys; per loss, its recorders."""
+        configs, recorders = [], []
+        for name, cfg in dl.loss_configs(distill_loss):
+            cfg, s_cfg, t_cfg = dl.pop_recorders(cfg)
+            where = 'distill_loss' if name is None \
+                else f'distill_loss.{name}'
+            recorders.append((
+                self.student_recorder if s_cfg is None else _attach(
+                    s_cfg, self.student, f'{where}.student_recorder'),
+                self.teacher_recorder if t_cfg is None else _attach(
+                    t_cfg, self.teacher, f'{where}.teacher_recorder')))
+            configs.append((name, cfg))
+        return configs, recorders
+
+    def _build_losses(self, distill_loss, configs, recorders, shapes):
+        """``self.distill_loss`` (one module, or a ModuleDict by log key)
+        and ``self.loss_terms`` (list of ``LossTerm``)."""
+        terms = dl.build_terms(configs, recorders, shapes)
+        dl.check_kd_once(terms, self.kd_weight)
+        dl.set_transforms(terms)  # after the probe, which needed the maps
+        single = distill_loss is None or 'type' in distill_loss
+        self.distill_loss = (terms[0].loss if terms else None) if single \
+            else nn.ModuleDict({t.key: t.loss for t in terms})
+        self.loss_terms = terms
+        self._teacher_head_used = self.kd_weight > 0 or any(
+            n.split('.')[0] == 'head' for t in terms
+            for n in t.teacher_recorder.names)
+
     @torch.no_grad()
-    def _probe(self, size: Sequence[int]
-               ) -> Tuple[List[tuple], List[tuple], Tuple[int, int]]:
-        """One dry forward of both nets: candidate shapes, class counts."""
+    def _probe(self, size: Sequence[int], recorders: list
+               ) -> Tuple[Dict[int, List[tuple]], Tuple[int, int]]:
+        """One dry forward of both nets: candidate shapes, class counts.
+
+        Returns ``{id(recorder): shapes}`` for the distiller's recorders
+        and every loss's own (``recorders``: (student, teacher) pairs).
+        """
         was_training = self.student.training
         self.student.eval()
         inputs = torch.zeros(2, 3, *size)
-        with self.teacher_recorder.record() as t_feats:
+        t_recs = dl.unique([self.teacher_recorder] +
+                           [t for _, t in recorders])
+        s_recs = dl.unique([self.student_recorder] +
+                           [s for s, _ in recorders])
+        with contextlib.ExitStack() as stack:
+            t_feats = [stack.enter_context(r.record()) for r in t_recs]
             t_logits = self.teacher(inputs, mode='tensor')
-        with self.student_recorder.record() as s_feats:
+        with contextlib.ExitStack() as stack:
+            s_feats = [stack.enter_context(r.record()) for r in s_recs]
             s_logits = self.student(inputs, mode='tensor')
         self.student.train(was_training)
-        return ([tuple(f.shape[1:]) for f in t_feats],
-                [tuple(f.shape[1:]) for f in s_feats],
-                (_num_classes(t_logits), _num_classes(s_logits)))
+        shapes = {id(r): [tuple(f.shape[1:]) for f in feats]
+                  for r, feats in zip(t_recs + s_recs, t_feats + s_feats)}
+        return shapes, (_num_classes(t_logits), _num_classes(s_logits))
 
     def _check_kd(self, weight: float, num_classes: Tuple[int, int]
                   ) -> float:
@@ -183,16 +253,16 @@ class AFDDistiller(BaseModel):
 
     def _compile(self, options: dict) -> None:
         """The student's forward (its recorder hooks and their transform
-        included) and the distillation loss under ``torch.compile``.
+        included) and each distillation loss under ``torch.compile``.
 
         Bound methods are compiled, not the modules, so the state dict and
         the module tree stay those of the eager model.
         """
         self._compiled['student'] = torch.compile(self._student_forward,
                                                   **options)
-        if self.distill_loss is not None:
-            self._compiled['loss'] = torch.compile(self.distill_loss.forward,
-                                                   **options)
+        for term in self.loss_terms:
+            self._compiled[term.key] = torch.compile(term.loss.forward,
+                                                     **options)
 
     def _student_forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """The student's logits (its candidates are recorded meanwhile)."""
@@ -209,12 +279,18 @@ class AFDDistiller(BaseModel):
         self.teacher.eval()
         return self
 
-    def _recording(self):
-        """The recording contexts of teacher and student for ``loss``
-        (nothing is recorded without a distillation loss)."""
-        if self.distill_loss is None:
-            return contextlib.nullcontext([]), contextlib.nullcontext([])
-        return self.teacher_recorder.record(), self.student_recorder.record()
+    @property
+    def distill_keys(self) -> List[str]:
+        """The log keys of the distillation terms (``loss_kd`` first)."""
+        return ['loss_kd'] * (self.kd_weight > 0) + [
+            t.key for t in self.loss_terms]
+
+    def _active_terms(self) -> Tuple[List['dl.LossTerm'], float]:
+        """The loss terms a schedule has not switched off; KD's factor."""
+        scales = self.distill_scales
+        terms = [t for t in self.loss_terms if scales.get(t.key, 1.0) != 0]
+        kd = self.kd_weight * scales.get('loss_kd', 1.0)
+        return terms, kd
 
     # ------------------------------------------------------------ forward
     def forward(self, inputs: torch.Tensor, data_samples=None,
@@ -232,30 +308,39 @@ class AFDDistiller(BaseModel):
                 f'candidate shapes were probed at {self.probe_size}: set '
                 f'`model.probe_size={tuple(inputs.shape[-2:])}` (the '
                 'training crop size) in your config.')
-        t_record, s_record = self._recording()
-        with torch.no_grad(), t_record as t_feats:
+        terms, kd_weight = self._active_terms()
+        if not terms and kd_weight == 0:  # scheduled off: no teacher
+            s_logits = self.student.head(self.student.extract_feat(inputs))
+            return self._cls_loss(s_logits, data_samples)
+        with torch.no_grad(), dl.record_all(terms, 'teacher') as t_feats:
             t_in = renormalise(inputs, self._teacher_norm)
             t_out = self.teacher(t_in, mode='tensor') \
                 if self._teacher_head_used \
                 else self.teacher.extract_feat(t_in)
-        with s_record as s_feats:
+        with dl.record_all(terms, 'student') as s_feats:
             s_logits = self._compiled.get('student',
                                           self._student_forward)(inputs)
-        losses = self.student.head._get_loss(s_logits, data_samples)
-        losses['loss_cls'] = losses.pop('loss')
-        if self.kd_weight > 0:
-            losses['loss_kd'] = self.kd_weight * kd_loss(
-                s_logits, t_out, self.kd_temperature)
-        if self.distill_loss is not None:
-            extra = {}
-            if getattr(self.distill_loss, 'needs_student', False):  # L2T
-                extra = dict(student=self.student, inputs=inputs,
-                             student_recorder=self.student_recorder)
-            distill = self._compiled.get('loss', self.distill_loss)
-            losses[self.distill_loss.loss_name] = distill(
-                t_feats, s_feats, data_samples, **extra)
+        losses = self._cls_loss(s_logits, data_samples)
+        if kd_weight > 0:
+            losses['loss_kd'] = kd_weight * kd_loss(
+                s_logits, t_out, self.kd_temperature, self.kd_standardize)
+        losses.update(dl.term_losses(
+            terms, t_feats, s_feats, data_samples, self.distill_scales,
+            lambda term: self._loss_extra(term, inputs), self._compiled))
         _check_finite(losses, self, inputs, t_out)
         return losses
+
+    def _cls_loss(self, s_logits, data_samples) -> Dict[str, object]:
+        losses = self.student.head._get_loss(s_logits, data_samples)
+        losses['loss_cls'] = losses.pop('loss')
+        return losses
+
+    def _loss_extra(self, term, inputs) -> dict:
+        """Keyword arguments of losses that run the student (L2T)."""
+        if not getattr(term.loss, 'needs_student', False):
+            return {}
+        return dict(student=self.student, inputs=inputs,
+                    student_recorder=term.student_recorder)
 
 
 def _attach(cfg: dict, model: nn.Module, key: str):

@@ -160,6 +160,15 @@ def verify_integrity(path: str, key: str = 'load_from') -> None:
             f'it was written). Point `{key}` at an intact copy.')
 
 
+def cached_path(url: str) -> str:
+    """Where ``download_checkpoint`` keeps (and looks for) ``url``'s file:
+    ``<hub>/checkpoints/afd_mm/<sha256(url)[:16]>/<file name>``."""
+    name = osp.basename(urlparse(url).path) or 'checkpoint.pth'
+    url_key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return osp.join(torch.hub.get_dir(), 'checkpoints', 'afd_mm', url_key,
+                    name)
+
+
 def download_checkpoint(url: str, key: str = 'teacher_ckpt') -> str:
     """The local copy of ``url`` in torch hub's cache, downloaded once.
 
@@ -167,20 +176,26 @@ def download_checkpoint(url: str, key: str = 'teacher_ckpt') -> str:
     two URLs with the same file name never share a copy. When the file
     name carries the OpenMMLab / torch.hub hash prefix
     (``name-<sha256 prefix>.pth``) the copy's SHA-256 must start with it,
-    checked after the download and at every later use.
+    checked after the download and at every later use. Offline, a copy
+    placed there by hand is used without any network access.
 
     Raises:
         RuntimeError: the hash prefix does not match (names file and URL);
             a mismatching fresh download is deleted.
     """
-    name = osp.basename(urlparse(url).path) or 'checkpoint.pth'
-    url_key = hashlib.sha256(url.encode()).hexdigest()[:16]
-    folder = osp.join(torch.hub.get_dir(), 'checkpoints', 'afd_mm', url_key)
+    local = cached_path(url)
+    folder = osp.dirname(local)
     os.makedirs(folder, exist_ok=True)
-    local = osp.join(folder, name)
     fresh = not osp.isfile(local)
     if fresh:
-        torch.hub.download_url_to_file(url, local, progress=False)
+        try:
+            torch.hub.download_url_to_file(url, local, progress=False)
+        except OSError as err:  # URLError, timeouts, DNS: all OSErrors
+            raise OSError(
+                f'Could not download {url} ({err}). Offline, download it '
+                f'elsewhere and copy it to {local} (the cache folder '
+                f'{folder}, where it is picked up), or point the config '
+                f'key `{key}` at a local copy.') from err
     _check_hash_prefix(local, url, key, delete=fresh)
     return local
 

@@ -10,6 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
+from afd_mm.models.zoo_teacher import is_zoo_name, zoo_teacher
+
 CONFIGS = sorted(
     osp.relpath(p, REPO)
     for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
@@ -22,8 +24,13 @@ def build(cfg_path, tmp_path):
     model_cfg = cfg.model
     if model_cfg.type == 'afd_mm.AFDDistiller':
         model_cfg.teacher_ckpt = None  # the real weights are not here
+        teacher = model_cfg.teacher
+        if isinstance(teacher, str) and is_zoo_name(teacher):  # no download
+            model_cfg.teacher = zoo_teacher(teacher)[0]
         loss_cfg = model_cfg.get('distill_loss') or {}
-        if loss_cfg.get('links') == 'fixed':  # links saved by an AFD run
+        fixed = isinstance(loss_cfg, dict) and loss_cfg.get('links') == \
+            'fixed'
+        if fixed:  # links saved by an AFD run
             probe = MODELS.build(dict(model_cfg, distill_loss=dict(
                 type='afd_mm.AFDLoss', links='ordered')))
             links = tmp_path / 'links.npy'
@@ -94,5 +101,6 @@ def test_cifar_candidate_shapes(tmp_path):
     import torch
     with model.teacher_recorder.record() as feats:
         model.teacher(torch.zeros(2, 3, 32, 32), mode='tensor')
-    sizes = sorted({tuple(f.shape[1:]) for f in feats})
+    # AFD's recorders keep (g, v) of each map: C from g, (H, W) from v
+    sizes = sorted({(f.g.shape[1], *f.v.shape[1:]) for f in feats})
     assert sizes == [(32, 32, 32), (64, 16, 16), (128, 8, 8)]

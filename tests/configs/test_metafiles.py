@@ -41,4 +41,5 @@ def test_readme_table_has_every_config(folder):
     text = open(osp.join(REPO, 'configs', folder, 'README.md')).read()
     assert COLUMNS in text
     for path in _configs(folder):
-        assert f'`python tools/train.py {path}`' in text, path
+        assert (f'`python tools/train.py {path}`' in text
+                or f'`bash tools/dist_train.sh {path} ' in text), path

@@ -119,3 +119,18 @@ def test_benchmark_tiny(demo_run, tmp_path, capsys):
     assert saved['seeds'] == [0, 1] and saved['num_test'] == 12
     assert len(saved['results']['alone']) == 2
     assert sorted(os.listdir(tmp_path / 'b' / 'crd')) == ['seed0', 'seed1']
+
+
+def test_benchmark_tiny_new_methods(demo_run, tmp_path, capsys):
+    """The combined AFD + DKD run (schedule by iteration) and KD with logit
+    standardisation, one seed each; the other new configs build in
+    tests/configs/test_configs.py."""
+    root, work, _, _ = demo_run
+    teacher = osp.join(work, 'teacher', 'epoch_1.pth')
+    results = benchmark_accuracy.main([
+        '--tiny', '--data-root', root, '--work-dir', str(tmp_path / 'b'),
+        '--teacher-ckpt', teacher, '--methods', 'afd_dkd', 'kd_ls',
+        '--seeds', '0'])
+    assert [r['seed'] for r in results['afd_dkd']] == [0]
+    out = capsys.readouterr().out
+    assert '| AFD + DKD | ' in out and '| KD + logit stand. | ' in out

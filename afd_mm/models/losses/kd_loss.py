@@ -11,20 +11,45 @@ from torch import Tensor
 
 from afd_mm.registry import MODELS
 
+STANDARDIZE_EPS = 1e-7  # the logit standardisation release's epsilon
+
+
+def standardize_logits(logits: Tensor) -> Tensor:
+    """Z-score of each row: (z - mean(z)) / (std(z) + eps).
+
+    Sun et al., "Logit Standardization in Knowledge Distillation", CVPR
+    2024, Eq. 8: mean and (unbiased) standard deviation over the K classes
+    of each sample, eps = 1e-7 as in their release.
+
+    Args:
+        logits (Tensor): (B, K) logits z.
+
+    Returns:
+        Tensor: (B, K) rows of zero mean and unit standard deviation.
+    """
+    mean = logits.mean(dim=1, keepdim=True)  # (B, 1)
+    std = logits.std(dim=1, keepdim=True)  # (B, 1)
+    return (logits - mean) / (std + STANDARDIZE_EPS)
+
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor,
-            temperature: float = 4.0) -> Tensor:
+            temperature: float = 4.0, standardize: bool = False) -> Tensor:
     """KL(softmax(z_t / T) || softmax(z_s / T)) * T^2, mean over the batch.
 
     Same value as RepDistiller's ``DistillKL``: the KL divergence summed over
     classes, averaged over samples, scaled by T^2 so that its gradient keeps
-    the magnitude of a T = 1 loss (Hinton et al., 2015, section 2).
+    the magnitude of a T = 1 loss (Hinton et al., 2015, section 2). With
+    ``standardize=True`` both logit rows are first replaced by their Z-score
+    (``standardize_logits``; Sun et al., CVPR 2024) and T acts as their
+    base temperature.
 
     Args:
         student_logits (Tensor): (B, K) student logits z_s, K classes.
         teacher_logits (Tensor): (B, K) teacher logits z_t.
         temperature (float): softening temperature T > 0. Defaults to 4.0
             (RepDistiller and the AFD release on CIFAR-100).
+        standardize (bool): logit standardisation before the softmax.
+            Defaults to False (Hinton's KD).
 
     Returns:
         Tensor: scalar loss.
@@ -40,10 +65,29 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor,
             f'{tuple(teacher_logits.shape)}: when the two classifiers have '
             'different classes (transfer learning) there is no KD term; set '
             '`kd_weight=0`.')
+    if standardize:
+        student_logits = standardize_logits(student_logits)
+        teacher_logits = standardize_logits(teacher_logits)
     log_p_s = F.log_softmax(student_logits / temperature, dim=1)  # (B, K)
     log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)  # (B, K)
     kl = F.kl_div(log_p_s, log_p_t, reduction='batchmean', log_target=True)
     return kl * temperature**2
+
+
+def check_logit_shapes(who: str, teacher_shapes, student_shapes) -> None:
+    """The last candidates of both lists must be (K,) logits of equal K."""
+    if not teacher_shapes or not student_shapes:
+        raise ValueError(
+            f'{who} needs at least one teacher and one student candidate, '
+            f'got {len(teacher_shapes)} and {len(student_shapes)}: point '
+            "the recorders' `patterns` at the classifier, e.g. ['head.fc'].")
+    t_shape, s_shape = tuple(teacher_shapes[-1]), tuple(student_shapes[-1])
+    if len(t_shape) != 1 or t_shape != s_shape:
+        raise ValueError(
+            f'{who} distills logits: the last recorded candidates must be '
+            f'(K,) vectors of equal K, got teacher {t_shape} and student '
+            f"{s_shape}: set the recorders' `patterns` to the classifier's "
+            "last layer, e.g. ['head.fc'].")
 
 
 @MODELS.register_module()
@@ -70,31 +114,24 @@ class KDLoss(nn.Module):
             RepDistiller's KD runs on CIFAR-100).
         temperature (float): softening temperature T > 0. Defaults to 4.0
             (RepDistiller ``--kd_T``; AFD release).
+        standardize (bool): logit standardisation (Sun et al., CVPR 2024)
+            of both logit rows before the softmax; ``temperature`` is then
+            their base temperature (2 in that paper's CIFAR-100 runs).
+            Defaults to False.
     """
 
     loss_name = 'loss_kd_logits'
 
     def __init__(self, teacher_shapes, student_shapes, *,
-                 loss_weight=0.9, temperature=4.0):
+                 loss_weight=0.9, temperature=4.0, standardize=False):
         super().__init__()
-        if not teacher_shapes or not student_shapes:
-            raise ValueError(
-                'KDLoss needs at least one teacher and one student '
-                f'candidate, got {len(teacher_shapes)} and '
-                f"{len(student_shapes)}: point the recorders' `patterns` at "
-                "the classifier, e.g. ['head.fc'].")
-        t_shape, s_shape = tuple(teacher_shapes[-1]), tuple(student_shapes[-1])
-        if len(t_shape) != 1 or t_shape != s_shape:
-            raise ValueError(
-                'KDLoss distills logits: the last recorded candidates must be '
-                f'(K,) vectors of equal K, got teacher {t_shape} and student '
-                f"{s_shape}: set the recorders' `patterns` to the "
-                "classifier's last layer, e.g. ['head.fc'].")
+        check_logit_shapes('KDLoss', teacher_shapes, student_shapes)
         if temperature <= 0:
             raise ValueError(
                 f'KDLoss needs `temperature` > 0, got {temperature}.')
         self.loss_weight = loss_weight
         self.temperature = temperature
+        self.standardize = standardize
 
     def forward(self, teacher_feats, student_feats, data_samples=None):
         """Weighted KD loss of the last candidates.
@@ -110,5 +147,5 @@ class KDLoss(nn.Module):
             Tensor: scalar, already multiplied by ``loss_weight``.
         """
         loss = kd_loss(student_feats[-1], teacher_feats[-1].detach(),
-                       self.temperature)
+                       self.temperature, self.standardize)
         return self.loss_weight * loss

@@ -88,3 +88,27 @@ def test_module_needs_equal_logit_vectors(t_shapes, s_shapes):
 def test_module_needs_candidates():
     with pytest.raises(ValueError, match='at least one teacher'):
         KDLoss([], [(5,)])
+
+
+def slow_standardize(row):
+    """Z-score of one row, unbiased std, as Sun et al. (CVPR 2024) Eq. 8."""
+    row = [float(v) for v in row]
+    mean = sum(row) / len(row)
+    std = math.sqrt(sum((v - mean)**2 for v in row) / (len(row) - 1))
+    return [(v - mean) / (std + 1e-7) for v in row]
+
+
+def test_logit_standardisation_matches_loop_version():
+    torch.manual_seed(0)
+    s, t = torch.randn(3, 5) * 4 + 2, torch.randn(3, 5) * 0.5
+    zs = torch.tensor([slow_standardize(r) for r in s])
+    zt = torch.tensor([slow_standardize(r) for r in t])
+    expected = slow_kd(zs, zt, 2.0)
+    out = kd_loss(s, t, 2.0, standardize=True)
+    assert out.item() == pytest.approx(expected, rel=1e-5)
+    # invariant to each row's shift and scale, which plain KD is not
+    out_scaled = kd_loss(s * 3 + 1, t * 0.2 - 5, 2.0, standardize=True)
+    assert out_scaled.item() == pytest.approx(out.item(), rel=1e-4)
+    loss = KDLoss([(5,)], [(5,)], temperature=2.0, standardize=True,
+                  loss_weight=1.0)
+    assert loss([t], [s]).item() == pytest.approx(expected, rel=1e-5)
