@@ -6,11 +6,11 @@ def candidate_layer(emb, i, grad=False):
     CandidateEmbedding, read from its group (their gradients with
     ``grad=True``), and its BN's (running_mean, running_var)."""
     k = next(k for k, idx in enumerate(emb.index) if i in idx)
-    j, group = emb.index[k].index(i), emb.groups[k]
-    d = group.weight.shape[1]
+    j, (conv, bn) = emb.index[k].index(i), emb.groups[k]
+    d = conv.out_channels // conv.groups
     rows = slice(j * d, (j + 1) * d)
-    params = [group.weight, group.bias, group.bn.weight, group.bn.bias]
+    params = [conv.weight, conv.bias, bn.weight, bn.bias]
     if grad:
         params = [p.grad for p in params]
-    params = [params[0][j], params[1][j], params[2][rows], params[3][rows]]
-    return params, (group.bn.running_mean[rows], group.bn.running_var[rows])
+    params = [params[0][rows, :, 0]] + [p[rows] for p in params[1:]]
+    return params, (bn.running_mean[rows], bn.running_var[rows])

@@ -33,12 +33,13 @@ class CandidateEmbedding(nn.Module):
     """BN1d(Linear_i(x_i)) (+ ReLU) of its own for each of N candidates.
 
     The same as N separate ``nn.Sequential(nn.Linear(C_i, d),
-    nn.BatchNorm1d(d)[, nn.ReLU()])``, with PyTorch's initialisation of
-    those modules, batched: the n candidates of one width C share one
-    (n, d, C) weight and one ``nn.BatchNorm1d(n * d)`` (BN is per feature,
-    so that is n independent BN1d(d) layers, which SyncBN conversion
-    reaches like any other). ``groups[k]`` holds the candidates
-    ``index[k]`` (network positions) of the k-th distinct width.
+    nn.BatchNorm1d(d)[, nn.ReLU()])``, with the same initialisation,
+    batched: the n candidates of one width C are one
+    ``nn.Conv1d(n C, n d, 1, groups=n)`` (n independent Linear(C, d)
+    layers, with nn.Linear's init) and one ``nn.BatchNorm1d(n d)`` (n
+    independent BN1d(d) layers, which SyncBN conversion reaches like any
+    other). ``groups[k]`` holds the candidates ``index[k]`` (network
+    positions) of the k-th distinct width.
 
     Args:
         channels (list[int]): C_i of every candidate, in network order.
@@ -54,12 +55,23 @@ class CandidateEmbedding(nn.Module):
         self.index = [[i for i, c in enumerate(self.channels) if c == width]
                       for width in widths]
         self.groups = nn.ModuleList(
-            _GroupedLinearBN(len(idx), width, embed_dim)
+            nn.Sequential(
+                nn.Conv1d(len(idx) * width, len(idx) * embed_dim, 1,
+                          groups=len(idx)),
+                nn.BatchNorm1d(len(idx) * embed_dim))
             for width, idx in zip(widths, self.index))
         order = [i for idx in self.index for i in idx]
         # network position -> position in the grouped order (None: equal)
         self.inverse = None if order == sorted(order) else [
             order.index(i) for i in range(len(order))]
+
+    def init_xavier(self):
+        """Xavier-normal Linear weights (fan C + d) and zero biases."""
+        for conv, _ in self.groups:
+            d = conv.out_channels // conv.groups
+            nn.init.normal_(conv.weight, 0,
+                            math.sqrt(2 / (conv.weight.shape[1] + d)))
+            nn.init.zeros_(conv.bias)
 
     def forward(self, descs):
         """Every candidate's embedding.
@@ -70,44 +82,17 @@ class CandidateEmbedding(nn.Module):
         Returns:
             Tensor: (B, N, d).
         """
-        batch = descs[0].shape[0]
         out = torch.cat([
-            group(torch.cat([descs[i] for i in idx], dim=1).view(
-                batch, len(idx), -1))  # (B, n, C) -> (B, n, d)
-            for group, idx in zip(self.groups, self.index)], dim=1)
+            group(torch.cat([descs[i] for i in idx], dim=1).unsqueeze(2))
+            for group, idx in zip(self.groups, self.index)
+        ], dim=1)  # (B, N d, 1), grouped order
+        out = out.view(out.shape[0], len(self.channels), -1)  # (B, N, d)
         if self.inverse is not None:
-            out = out[:, self.inverse]  # (B, N, d), network order
+            out = out[:, self.inverse]  # network order
         return out.relu() if self.relu else out
 
     def extra_repr(self):
         return f'channels={self.channels}, relu={self.relu}'
-
-
-class _GroupedLinearBN(nn.Module):
-    """n candidates of width C: x (B, n, C) -> BN1d(x W_i^T + b_i) (B, n, d).
-
-    ``weight`` (n, d, C) and ``bias`` (n, d) are the n Linear layers,
-    ``bn`` a BatchNorm1d over the n * d features.
-    """
-
-    def __init__(self, num, channels, embed_dim):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(num, embed_dim, channels))
-        self.bias = nn.Parameter(torch.empty(num, embed_dim))
-        self.bn = nn.BatchNorm1d(num * embed_dim)
-        bound = 1 / math.sqrt(channels)  # nn.Linear's init
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
-
-    def init_xavier(self):
-        """Xavier-normal weights (fan C + d) and zero biases."""
-        num, d, c = self.weight.shape
-        nn.init.normal_(self.weight, 0, math.sqrt(2 / (c + d)))
-        nn.init.zeros_(self.bias)
-
-    def forward(self, x):
-        y = torch.einsum('bnc,ndc->bnd', x, self.weight) + self.bias
-        return self.bn(y.flatten(1)).view_as(y)  # (B, n, d)
 
 
 def bilinear_content(keys, queries, linear, bn):
@@ -220,8 +205,8 @@ class AFDAttention(nn.Module):
         nn.init.xavier_normal_(self.pos_t)
         nn.init.xavier_normal_(self.pos_s)
         if linear_init == 'xavier':
-            for group in [*self.query_layers.groups, *self.key_layers.groups]:
-                group.init_xavier()
+            self.query_layers.init_xavier()
+            self.key_layers.init_xavier()
             nn.init.xavier_normal_(self.bilinear[0].weight)
             nn.init.zeros_(self.bilinear[0].bias)
 

@@ -158,8 +158,8 @@ def test_linear_init_default_vs_xavier():
     # PyTorch's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
     bound = 1 / math.sqrt(128)
     assert default.bilinear[0].weight.abs().max() <= bound
-    query = xavier.query_layers.groups[0]
-    assert torch.equal(query.bias, torch.zeros(1, 128))
+    query = xavier.query_layers.groups[0][0]  # Conv1d, 1 candidate
+    assert torch.equal(query.bias, torch.zeros(128))
     assert query.weight.std().item() == pytest.approx(
         math.sqrt(2 / (64 + 128)), rel=0.05)
 
@@ -169,9 +169,9 @@ def _embedding_and_separate_layers(channels, relu):
     N separate Linear + BN1d layers holding the same values."""
     emb = CandidateEmbedding(channels, 8, relu=relu).double()
     with torch.no_grad():
-        for group in emb.groups:
-            group.bn.weight.normal_()
-            group.bn.bias.normal_()
+        for _, bn in emb.groups:
+            bn.weight.normal_()
+            bn.bias.normal_()
     layers = []
     for i, c in enumerate(channels):
         layer = torch.nn.Sequential(torch.nn.Linear(c, 8),
@@ -227,9 +227,9 @@ def test_candidate_embedding_equals_separate_linear_bn_layers(relu, channels):
 def test_candidate_embedding_init():
     torch.manual_seed(0)
     emb = CandidateEmbedding([64] * 4, 128)
-    weight = emb.groups[0].weight
+    weight = emb.groups[0][0].weight
     bound = 1 / math.sqrt(64)  # nn.Linear's default init
-    assert weight.shape == (4, 128, 64)
+    assert weight.shape == (4 * 128, 64, 1)
     assert weight.abs().max() <= bound
     assert weight.std().item() == pytest.approx(bound / math.sqrt(3),
                                                 rel=0.05)
