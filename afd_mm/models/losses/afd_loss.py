@@ -4,8 +4,9 @@ from torch import nn
 
 from afd_mm.registry import MODELS
 
-from ..attention import FIXED_LINKS, LINEAR_INITS, AFDAttention, FixedLinks
+from ..attention import LINEAR_INITS, AFDAttention
 from ..distance import DISTANCES, POOLINGS, Descriptors, distance_matrix
+from ..links import FIXED_LINKS, FixedLinks
 
 LINKS = ('afd', ) + FIXED_LINKS
 
@@ -81,7 +82,7 @@ class AFDLoss(nn.Module):
             (default): the co-trained meta-network. 'ordered': teacher t
             linked to the proportional student. 'random': one-hot links
             drawn once with ``link_seed``. 'fixed': a T x S matrix read
-            from ``links_file``; see ``attention.fixed_links``.
+            from ``links_file``; see ``links.fixed_links``.
         links_file (str, optional): the .pt/.npy link matrix for
             ``links='fixed'``, e.g. the averaged alpha saved by an earlier
             AFD run; only valid with that mode. Default: None.
