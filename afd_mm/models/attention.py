@@ -29,11 +29,12 @@ class CandidateEmbedding(nn.Module):
     The same as N separate ``nn.Sequential(nn.Linear(C_i, d),
     nn.BatchNorm1d(d)[, nn.ReLU()])``, with the same initialisation,
     batched: the n candidates of one width C are one
-    ``nn.Conv1d(n C, n d, 1, groups=n)`` (n independent Linear(C, d)
-    layers, with nn.Linear's init) and one ``nn.BatchNorm1d(n d)`` (n
-    independent BN1d(d) layers, which SyncBN conversion reaches like any
-    other). ``groups[k]`` holds the candidates ``index[k]`` (network
-    positions) of the k-th distinct width.
+    ``nn.Conv1d(n C, n d, 1, groups=n)`` in ``linears`` (n independent
+    Linear(C, d) layers, with nn.Linear's init; ``index[k]`` are the
+    network positions of the k-th width's candidates), and all N share one
+    ``nn.BatchNorm1d(N d)`` (BN is per feature: features i d to (i + 1) d
+    are candidate i's BN1d(d)), which SyncBN conversion reaches like any
+    other.
 
     Args:
         channels (list[int]): C_i of every candidate, in network order.
@@ -48,12 +49,11 @@ class CandidateEmbedding(nn.Module):
         widths = list(dict.fromkeys(self.channels))  # first-seen order
         self.index = [[i for i, c in enumerate(self.channels) if c == width]
                       for width in widths]
-        self.groups = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv1d(len(idx) * width, len(idx) * embed_dim, 1,
-                          groups=len(idx)),
-                nn.BatchNorm1d(len(idx) * embed_dim))
+        self.linears = nn.ModuleList(
+            nn.Conv1d(len(idx) * width, len(idx) * embed_dim, 1,
+                      groups=len(idx))
             for width, idx in zip(widths, self.index))
+        self.bn = nn.BatchNorm1d(len(self.channels) * embed_dim)
         order = [i for idx in self.index for i in idx]
         # network position -> position in the grouped order (None: equal)
         self.inverse = None if order == sorted(order) else [
@@ -61,7 +61,7 @@ class CandidateEmbedding(nn.Module):
 
     def init_xavier(self):
         """Xavier-normal Linear weights (fan C + d) and zero biases."""
-        for conv, _ in self.groups:
+        for conv in self.linears:
             d = conv.out_channels // conv.groups
             nn.init.normal_(conv.weight, 0,
                             math.sqrt(2 / (conv.weight.shape[1] + d)))
@@ -76,14 +76,15 @@ class CandidateEmbedding(nn.Module):
         Returns:
             Tensor: (B, N, d).
         """
-        out = torch.cat([
-            group(torch.cat([descs[i] for i in idx], dim=1).unsqueeze(2))
-            for group, idx in zip(self.groups, self.index)
+        batch, num = descs[0].shape[0], len(self.channels)
+        x = torch.cat([
+            linear(torch.cat([descs[i] for i in idx], dim=1).unsqueeze(2))
+            for linear, idx in zip(self.linears, self.index)
         ], dim=1)  # (B, N d, 1), grouped order
-        out = out.view(out.shape[0], len(self.channels), -1)  # (B, N, d)
-        if self.inverse is not None:
-            out = out[:, self.inverse]  # network order
-        return out.relu() if self.relu else out
+        if self.inverse is not None:  # to network order
+            x = x.view(batch, num, -1)[:, self.inverse].reshape(batch, -1, 1)
+        x = self.bn(x).view(batch, num, -1)  # (B, N, d)
+        return x.relu() if self.relu else x
 
     def extra_repr(self):
         return f'channels={self.channels}, relu={self.relu}'

@@ -125,13 +125,13 @@ def test_sync_batchnorm_conversion_reaches_every_bn():
     net = AFDAttention([4, 6, 4], [3, 5], embed_dim=8)
     bns = [m for m in net.modules()
            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    assert len(bns) == 2 + 2 + 1  # query groups, key groups, bilinear
+    assert len(bns) == 3  # queries, keys, bilinear
     converted = convert_sync_batchnorm(net)
     kinds = {type(m) for m in converted.modules()
              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
     assert kinds == {torch.nn.SyncBatchNorm}
     assert sum(isinstance(m, torch.nn.SyncBatchNorm)
-               for m in converted.modules()) == 5
+               for m in converted.modules()) == 3
     # outside a process group SyncBN normalises like BN: same alpha
     g_t, g_s = _descs([4, 6, 4], batch=5), _descs([3, 5], batch=5)
     torch.manual_seed(0)
@@ -152,7 +152,7 @@ def test_linear_init_default_vs_xavier():
     # PyTorch's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
     bound = 1 / math.sqrt(128)
     assert default.bilinear[0].weight.abs().max() <= bound
-    query = xavier.query_layers.groups[0][0]  # Conv1d, 1 candidate
+    query = xavier.query_layers.linears[0]  # Conv1d, 1 candidate
     assert torch.equal(query.bias, torch.zeros(128))
     assert query.weight.std().item() == pytest.approx(
         math.sqrt(2 / (64 + 128)), rel=0.05)
@@ -163,9 +163,8 @@ def _embedding_and_separate_layers(channels, relu):
     N separate Linear + BN1d layers holding the same values."""
     emb = CandidateEmbedding(channels, 8, relu=relu).double()
     with torch.no_grad():
-        for _, bn in emb.groups:
-            bn.weight.normal_()
-            bn.bias.normal_()
+        emb.bn.weight.normal_()
+        emb.bn.bias.normal_()
     layers = []
     for i, c in enumerate(channels):
         layer = torch.nn.Sequential(torch.nn.Linear(c, 8),
@@ -221,7 +220,7 @@ def test_candidate_embedding_equals_separate_linear_bn_layers(relu, channels):
 def test_candidate_embedding_init():
     torch.manual_seed(0)
     emb = CandidateEmbedding([64] * 4, 128)
-    weight = emb.groups[0][0].weight
+    weight = emb.linears[0].weight
     bound = 1 / math.sqrt(64)  # nn.Linear's default init
     assert weight.shape == (4 * 128, 64, 1)
     assert weight.abs().max() <= bound

@@ -33,9 +33,9 @@ def _randomise_bn(module):
     """Non-trivial BN affine parameters, so the reference must use them."""
     with torch.no_grad():
         for name, param in module.named_parameters():
-            if name.endswith(('1.weight', 'bilinear.1.weight')):
+            if name.endswith(('bn.weight', 'bilinear.1.weight')):
                 param.uniform_(0.5, 1.5)
-            elif name.endswith(('1.bias', 'bilinear.1.bias')):
+            elif name.endswith(('bn.bias', 'bilinear.1.bias')):
                 param.normal_()
 
 
@@ -239,8 +239,8 @@ def test_gradient_reaches_student_and_meta_network_not_teacher():
     # mean, and the bilinear BN's shift adds <beta_t, q_t> to every logit
     # of row t, which the softmax over s ignores: these get zero gradient.
     dead = {'attention.bilinear.0.bias', 'attention.bilinear.1.bias'}
-    dead |= {f'attention.query_layers.groups.{k}.0.bias' for k in range(4)}
-    dead |= {f'attention.key_layers.groups.{k}.0.bias' for k in range(3)}
+    dead |= {f'attention.query_layers.linears.{k}.bias' for k in range(4)}
+    dead |= {f'attention.key_layers.linears.{k}.bias' for k in range(3)}
     for name, param in loss.named_parameters():
         assert param.grad is not None, name
         if name in dead:
