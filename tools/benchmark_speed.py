@@ -65,7 +65,7 @@ from torch.profiler import profile  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 import afd_mm  # noqa: E402,F401  (registers)
-from afd_mm.models.zoo_teacher import is_zoo_name, zoo_teacher  # noqa: E402
+from afd_mm.models.zoo_teacher import skip_teacher_weights  # noqa: E402
 from afd_mm.registry import MODELS  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -155,9 +155,7 @@ def model_config(pair, method, lr=None, compile_options=None):
     """
     path = config_path(pair, method)
     cfg = Config.fromfile(path).model
-    if isinstance(cfg.teacher, str) and is_zoo_name(cfg.teacher):
-        cfg.teacher = zoo_teacher(cfg.teacher)[0]  # no weights download
-    cfg.teacher_ckpt = None
+    skip_teacher_weights(cfg)  # random weights, nothing downloaded
     if method == 'floor':
         cfg.distill_loss, cfg.kd_weight = None, 0.0
     elif method == 'afd_compiled':
@@ -165,11 +163,13 @@ def model_config(pair, method, lr=None, compile_options=None):
     elif (method not in AFD_METHODS
           and osp.basename(path).startswith('afd_')):
         loss, recorder = FALLBACKS[method]
-        if loss is not None and loss['type'] == 'afd_mm.CRDLoss':
-            loss = dict(loss, num_data=PAIRS[pair]['num_data'])
         cfg.distill_loss = loss
         if recorder is not None:
             cfg.teacher_recorder = cfg.student_recorder = recorder
+    loss = cfg.get('distill_loss')
+    if isinstance(loss, dict) and loss.get('type') == 'afd_mm.CRDLoss':
+        # its memory banks, sized by the training set a Runner would give
+        cfg.distill_loss = dict(loss, num_data=PAIRS[pair]['num_data'])
     if method == 'l2t' and lr is not None:
         cfg.distill_loss = dict(cfg.distill_loss, inner_lr=lr)
     return cfg

@@ -38,6 +38,7 @@ def parse_args(argv=None):
 def build(cfg: Config):
     """The distiller of ``cfg``, without its teacher weights."""
     import afd_mm  # noqa: F401  (registers, knows `afd_mm::`)
+    from afd_mm.models.zoo_teacher import skip_teacher_weights
     from afd_mm.registry import MODELS
     if cfg.model.get('type') != 'afd_mm.AFDDistiller':
         raise ValueError(
@@ -45,7 +46,7 @@ def build(cfg: Config):
             "list_candidates needs a distiller config (model.type="
             "'afd_mm.AFDDistiller').")
     fill_probe_size(cfg)
-    cfg.model.teacher_ckpt = None
+    skip_teacher_weights(cfg.model)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     logger = MMLogger.get_current_instance()
     level = logger.level
@@ -60,7 +61,9 @@ def build(cfg: Config):
 
 def report(model) -> str:
     """The two tables and the suggested AT/FitNet pairs, as text."""
-    t_shapes, s_shapes, _ = model._probe(model.probe_size)
+    shapes, _ = model._probe(model.probe_size, [])
+    t_shapes = shapes[id(model.teacher_recorder)]
+    s_shapes = shapes[id(model.student_recorder)]
     t_idx, s_idx = equal_size_pairs(t_shapes, s_shapes)
     lines = [f'probe input: {tuple(model.probe_size)}',
              candidate_table('teacher', model.teacher_recorder.names,

@@ -17,6 +17,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from afd_mm.models.zoo_teacher import skip_teacher_weights  # noqa: E402
 from afd_mm.utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
 from afd_mm.utils.dist import (  # noqa: E402
     explain_dist_timeout,
@@ -53,8 +54,8 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     if cfg.model.get('type') == 'afd_mm.AFDDistiller':
         # testing runs the student alone, and an AFD checkpoint holds the
-        # teacher too: its weights file is not needed
-        cfg.model.teacher_ckpt = None
+        # teacher too: its weights file (or download) is not needed
+        skip_teacher_weights(cfg.model)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:

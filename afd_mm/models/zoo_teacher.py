@@ -52,3 +52,20 @@ def zoo_teacher(name: str) -> Tuple[dict, str]:
             'weights or a model config; give `model.teacher` as a config and '
             '`model.teacher_ckpt` as the weights instead.')
     return meta.config.model.to_dict(), meta.weights
+
+
+def skip_teacher_weights(model_cfg) -> None:
+    """Set a distiller config to build its teacher without weights.
+
+    For tools that load a checkpoint holding the teacher anyway, or need
+    shapes only: ``teacher_ckpt`` becomes None and a model-zoo name is
+    replaced by its model config, so nothing is downloaded.
+
+    Args:
+        model_cfg (dict | ConfigDict): the ``model`` of a distiller config,
+            changed in place.
+    """
+    teacher = model_cfg.get('teacher')
+    if isinstance(teacher, str) and is_zoo_name(teacher):
+        model_cfg['teacher'] = zoo_teacher(teacher)[0]
+    model_cfg['teacher_ckpt'] = None
