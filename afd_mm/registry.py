@@ -10,10 +10,14 @@ from mmpretrain.registry import DATASETS as MMPRETRAIN_DATASETS
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmpretrain.registry import LOOPS as MMPRETRAIN_LOOPS
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from mmpretrain.registry import (
+    OPTIM_WRAPPER_CONSTRUCTORS as MMPRETRAIN_CONSTRUCTORS,
+)
 from mmpretrain.registry import RUNNERS as MMPRETRAIN_RUNNERS
 from mmpretrain.registry import TRANSFORMS as MMPRETRAIN_TRANSFORMS
 
-__all__ = ['MODELS', 'DATASETS', 'HOOKS', 'LOOPS', 'RUNNERS', 'TRANSFORMS']
+__all__ = ['MODELS', 'DATASETS', 'HOOKS', 'LOOPS', 'RUNNERS', 'TRANSFORMS',
+           'OPTIM_WRAPPER_CONSTRUCTORS']
 
 MODELS = Registry(
     'model', parent=MMPRETRAIN_MODELS, scope='afd_mm',
@@ -32,4 +36,8 @@ LOOPS = Registry(
     locations=['afd_mm.engine'])
 RUNNERS = Registry(
     'runner', parent=MMPRETRAIN_RUNNERS, scope='afd_mm',
+    locations=['afd_mm.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor',
+    parent=MMPRETRAIN_CONSTRUCTORS, scope='afd_mm',
     locations=['afd_mm.engine'])

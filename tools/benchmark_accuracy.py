@@ -34,6 +34,10 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
+from known_warnings import ignore_known_warnings  # noqa: E402
+
+ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported
+
 import demo  # noqa: E402
 
 METHODS = {  # key: (config in configs/demo, row label)

@@ -35,6 +35,11 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TESTS = osp.join(REPO, 'tests')
 sys.path.insert(0, REPO)
 sys.path.insert(0, TESTS)
+sys.path.insert(0, osp.join(REPO, 'tools'))
+
+from known_warnings import ignore_known_warnings  # noqa: E402
+
+ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported
 
 from cifar_fixture import write_cifar100  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402

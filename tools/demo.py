@@ -34,6 +34,10 @@ TOOLS = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(TOOLS)
 sys.path[:0] = [REPO, TOOLS]
 
+from known_warnings import ignore_known_warnings  # noqa: E402
+
+ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported
+
 import test as test_tool  # noqa: E402
 import train as train_tool  # noqa: E402
 from mmengine.config import Config  # noqa: E402

@@ -15,13 +15,17 @@ import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from known_warnings import ignore_known_warnings  # noqa: E402
+
+ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported
+
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger, print_log  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
-from afd_mm.models.candidates import (
-    candidate_table,  # noqa: E402
-    equal_size_pairs,  # noqa: E402
+from afd_mm.models.candidates import (  # noqa: E402
+    candidate_table,
+    equal_size_pairs,
 )
 from afd_mm.utils.config import fill_probe_size  # noqa: E402
 

@@ -24,6 +24,10 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from known_warnings import ignore_known_warnings  # noqa: E402
+
+ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402

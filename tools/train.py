@@ -4,13 +4,19 @@ Same command line as mmpretrain's ``tools/train.py``::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--cfg-options key=value ...] [--launcher none|pytorch|slurm]
+        [--tensorboard]
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from known_warnings import ignore_known_warnings  # noqa: E402
+
+ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
@@ -43,6 +49,9 @@ def parse_args(argv=None):
                         help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale lr by the actual total batch size')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log losses, metrics and link matrices '
+                        'to TensorBoard (pip install afd_mm[tensorboard])')
     parser.add_argument('--no-pin-memory', action='store_true')
     parser.add_argument('--no-persistent-workers', action='store_true')
     parser.add_argument(
@@ -89,19 +98,86 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     use_resumable_epoch_loop(cfg)
     add_train_set_size_hook(cfg)
+    skip_frozen_in_optimizer(cfg)
+    average_student_only(cfg)
+    use_tensorboard(cfg, args.tensorboard)
     fill_probe_size(cfg)  # the training crop, unless the config sets it
     return cfg
 
 
 def add_train_set_size_hook(cfg: Config) -> None:
     """Distiller configs get afd_mm.TrainSetSizeHook (CRD's num_data)."""
-    if cfg.get('model', {}).get('type') != 'afd_mm.AFDDistiller':
+    if not _is_distiller(cfg):
         return
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(h.get('type') in ('afd_mm.TrainSetSizeHook',
                                  'TrainSetSizeHook') for h in hooks):
         hooks.append(dict(type='afd_mm.TrainSetSizeHook'))
     cfg.custom_hooks = hooks
+
+
+def _is_distiller(cfg: Config) -> bool:
+    return cfg.get('model', {}).get('type') == 'afd_mm.AFDDistiller'
+
+
+def skip_frozen_in_optimizer(cfg: Config) -> None:
+    """Distiller configs: the optimizer leaves the frozen teacher out.
+
+    mmengine's default constructor logs one warning per frozen teacher
+    parameter when ``paramwise_cfg`` is set; an ``optim_wrapper`` without
+    a ``constructor`` gets afd_mm.DistillerOptimWrapperConstructor.
+    """
+    wrapper = cfg.get('optim_wrapper')
+    if _is_distiller(cfg) and wrapper is not None and \
+            'constructor' not in wrapper:
+        wrapper['constructor'] = 'afd_mm.DistillerOptimWrapperConstructor'
+
+
+EMA_HOOKS = ('EMAHook', 'mmengine.EMAHook', 'mmpretrain.EMAHook')
+
+
+def average_student_only(cfg: Config) -> None:
+    """Distiller configs: an inherited EMAHook averages the student only.
+
+    mmpretrain's EMAHook would keep a copy of the whole distiller, frozen
+    teacher included; afd_mm.StudentEMAHook takes the same arguments.
+    """
+    if not _is_distiller(cfg):
+        return
+    for hook in cfg.get('custom_hooks') or []:
+        if hook.get('type') in EMA_HOOKS:
+            hook['type'] = 'afd_mm.StudentEMAHook'
+
+
+def use_tensorboard(cfg: Config, requested: bool) -> None:
+    """``--tensorboard`` adds mmengine's TensorboardVisBackend.
+
+    The losses and metrics (LoggerHook) and the link matrices
+    (afd_mm.LinkMatrixHook) reach every backend of ``cfg.visualizer``.
+    Either way, a TensorBoard backend without the package stops here.
+    """
+    visualizer = cfg.get('visualizer')
+    if requested:
+        if visualizer is None:
+            visualizer = cfg.visualizer = dict(
+                type='UniversalVisualizer',
+                vis_backends=[dict(type='LocalVisBackend')])
+        backends = visualizer.setdefault('vis_backends', [])
+        if not any(_is_tensorboard(b) for b in backends):
+            backends.append(dict(type='TensorboardVisBackend'))
+    backends = (visualizer or {}).get('vis_backends') or []
+    if any(_is_tensorboard(b) for b in backends) and \
+            importlib.util.find_spec('tensorboard') is None:
+        raise ImportError(
+            'TensorBoard logging (--tensorboard or a TensorboardVisBackend '
+            'in `visualizer.vis_backends`) needs the tensorboard package: '
+            "pip install 'afd_mm[tensorboard]' (or pip install "
+            'tensorboard), or drop the flag / that backend.')
+
+
+def _is_tensorboard(backend) -> bool:
+    return str(backend.get('type', '')).split('.')[-1] == \
+        'TensorboardVisBackend'
 
 
 def resume_source(work_dir: str, resume: str):

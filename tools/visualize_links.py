@@ -16,6 +16,10 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from known_warnings import ignore_known_warnings  # noqa: E402
+
+ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported
+
 import mmcv  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 

@@ -1,4 +1,6 @@
 from .loops import ResumableEpochBasedTrainLoop
+from .optim_wrapper_constructor import DistillerOptimWrapperConstructor
 from .runner import AFDRunner
 
-__all__ = ['AFDRunner', 'ResumableEpochBasedTrainLoop']
+__all__ = ['AFDRunner', 'DistillerOptimWrapperConstructor',
+           'ResumableEpochBasedTrainLoop']

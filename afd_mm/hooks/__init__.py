@@ -1,9 +1,10 @@
 from .distill_schedule_hook import DistillScheduleHook
+from .ema_hook import StudentEMAHook
 from .finite_checkpoint_hook import FiniteCheckpointHook
 from .link_matrix_hook import LinkMatrixHook
 from .train_set_size_hook import TrainSetSizeHook
 
 __all__ = [
     'DistillScheduleHook', 'FiniteCheckpointHook', 'LinkMatrixHook',
-    'TrainSetSizeHook'
+    'StudentEMAHook', 'TrainSetSizeHook'
 ]

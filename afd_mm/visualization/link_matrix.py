@@ -22,7 +22,8 @@ FONT_PT = 7
 _CHAR_PX = 6  # width of one tick-label character at FONT_PT
 _AXIS_LABEL_PX = 28  # room for 'teacher/student candidate'
 _TITLE_PX = 30
-COLORBAR_PX = 70  # gap + bar + its tick labels, right of the heatmaps
+COLORBAR_PX = 84  # gap + bar + tick labels + 'alpha', right of the maps
+COLORBAR_LABEL = 'alpha'  # the colour scale: link weights, rows sum to 1
 _BAR_PX = 12
 _PAD_PX = 10
 
@@ -132,6 +133,7 @@ def _colorbar(fig: Figure, image, left: int, top: int, height: int,
     cax = _axes(fig, (left + _PAD_PX, top, _BAR_PX, height), size)
     bar = fig.colorbar(image, cax=cax)
     bar.ax.tick_params(labelsize=FONT_PT)
+    bar.set_label(COLORBAR_LABEL, fontsize=FONT_PT + 1)
 
 
 def _to_rgb(fig: Figure) -> np.ndarray:
@@ -155,6 +157,25 @@ def draw_link_matrix(alpha,
                      cmap: str = 'viridis') -> np.ndarray:
     """One link-matrix heatmap, laid out as the paper's Fig. 3.
 
+    :func:`link_matrix_figure` rasterised; see it for the arguments.
+
+    Returns:
+        np.ndarray: the RGB image, ``uint8`` (H, W, 3); the heatmap sits
+        in ``heatmap_box(T, S, ...)``, with a colour bar labelled
+        ``alpha`` on its right.
+    """
+    return _to_rgb(link_matrix_figure(alpha, teacher_names, student_names,
+                                      title, vmax, cmap))
+
+
+def link_matrix_figure(alpha,
+                       teacher_names: Optional[Sequence[str]] = None,
+                       student_names: Optional[Sequence[str]] = None,
+                       title: Optional[str] = None,
+                       vmax: Optional[float] = None,
+                       cmap: str = 'viridis') -> Figure:
+    """One link-matrix heatmap as a matplotlib Figure (e.g. to save SVG).
+
     Args:
         alpha (array-like): the (T, S) link matrix, e.g. alpha averaged
             over the samples of an epoch.
@@ -169,8 +190,8 @@ def draw_link_matrix(alpha,
         cmap (str): a matplotlib colour map name. Default: 'viridis'.
 
     Returns:
-        np.ndarray: the RGB image, ``uint8`` (H, W, 3); the heatmap sits
-        in ``heatmap_box(T, S, ...)``, with a colour bar on its right.
+        Figure: the heatmap in ``heatmap_box(T, S, ...)`` (pixels at
+        ``DPI``), with a colour bar labelled ``alpha`` on its right.
     """
     alpha = _check_alpha(alpha)
     num_t, num_s = alpha.shape
@@ -185,7 +206,7 @@ def draw_link_matrix(alpha,
                           _vmax([alpha], vmax), cmap)
     _colorbar(fig, image, box['left'] + box['width'], box['top'],
               box['height'], size)
-    return _to_rgb(fig)
+    return fig
 
 
 def draw_link_strip(alphas: Mapping[int, object],
@@ -193,6 +214,23 @@ def draw_link_strip(alphas: Mapping[int, object],
                     student_names: Optional[Sequence[str]] = None,
                     cmap: str = 'viridis') -> np.ndarray:
     """Link matrices of several epochs side by side, one shared scale.
+
+    :func:`link_strip_figure` rasterised; see it for the arguments.
+
+    Returns:
+        np.ndarray: the RGB image, ``uint8`` (H, W, 3): one panel of
+        ``heatmap_box(...)['panel_width']`` pixels per epoch, then one
+        colour bar labelled ``alpha``.
+    """
+    return _to_rgb(link_strip_figure(alphas, teacher_names, student_names,
+                                     cmap))
+
+
+def link_strip_figure(alphas: Mapping[int, object],
+                      teacher_names: Optional[Sequence[str]] = None,
+                      student_names: Optional[Sequence[str]] = None,
+                      cmap: str = 'viridis') -> Figure:
+    """The epochs' link matrices side by side as a matplotlib Figure.
 
     Args:
         alphas (Mapping[int, array-like]): epoch -> its (T, S) link
@@ -206,9 +244,8 @@ def draw_link_strip(alphas: Mapping[int, object],
         cmap (str): a matplotlib colour map name. Default: 'viridis'.
 
     Returns:
-        np.ndarray: the RGB image, ``uint8`` (H, W, 3): one panel of
-        ``heatmap_box(...)['panel_width']`` pixels per epoch, then one
-        colour bar.
+        Figure: one panel of ``heatmap_box(...)['panel_width']`` pixels per
+        epoch, then one colour bar labelled ``alpha``.
     """
     if not alphas:
         raise ValueError('draw_link_strip got no link matrices; pass a '
@@ -237,7 +274,7 @@ def draw_link_strip(alphas: Mapping[int, object],
                               row_labels=i == 0)
     _colorbar(fig, image, left + box['width'], box['top'], box['height'],
               size)
-    return _to_rgb(fig)
+    return fig
 
 
 def select_strip_epochs(epochs: Sequence[int],

@@ -112,3 +112,27 @@ def test_errors_say_what_is_wrong():
         draw_link_strip({1: np.zeros((6, 2)), 2: np.zeros((2, 6))})
     with pytest.raises(ValueError, match='must be >= 1'):
         select_strip_epochs([1, 2], 0)
+
+
+@pytest.mark.parametrize('draw', ['matrix', 'strip'])
+def test_colour_bar_is_labelled_alpha_inside_the_image(draw):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from afd_mm.visualization.link_matrix import (
+        link_matrix_figure,
+        link_strip_figure,
+    )
+    alpha = _one_hot_links(num_t=3, num_s=2)
+    fig = link_matrix_figure(alpha) if draw == 'matrix' else \
+        link_strip_figure({1: alpha, 2: alpha})
+    bar_ax = fig.axes[-1]  # the colour bar's axes come last
+    assert bar_ax.get_ylabel() == 'alpha'
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    label = bar_ax.yaxis.label.get_window_extent(canvas.get_renderer())
+    width, height = canvas.get_width_height()
+    assert 0 <= label.x0 and label.x1 <= width  # not cut off on the right
+    assert 0 <= label.y0 and label.y1 <= height
+    ticks = [t.get_window_extent(canvas.get_renderer())
+             for t in bar_ax.get_yticklabels() if t.get_text()]
+    assert ticks and label.x0 >= max(t.x1 for t in ticks)  # not over them
