@@ -55,6 +55,11 @@ import tempfile
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from known_warnings import ignore_known_warnings  # noqa: E402
+
+ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported
 
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402

@@ -58,8 +58,7 @@ def _calls_filter(node):
 
 TOOLS = sorted(
     p for p in glob.glob(osp.join(REPO, 'tools', '*.py'))
-    # benchmark_speed.py: frozen for issue 14 (filter to be added there)
-    if osp.basename(p) not in ('known_warnings.py', 'benchmark_speed.py'))
+    if osp.basename(p) != 'known_warnings.py')
 
 
 @pytest.mark.parametrize('path', TOOLS, ids=osp.basename)
