@@ -37,6 +37,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, TESTS)
 sys.path.insert(0, osp.join(REPO, 'tools'))
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # known_warnings
 from known_warnings import ignore_known_warnings  # noqa: E402
 
 ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported

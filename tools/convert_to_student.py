@@ -24,6 +24,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # known_warnings
 from known_warnings import ignore_known_warnings  # noqa: E402
 
 ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported

@@ -34,6 +34,7 @@ TOOLS = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(TOOLS)
 sys.path[:0] = [REPO, TOOLS]
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # known_warnings
 from known_warnings import ignore_known_warnings  # noqa: E402
 
 ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported

@@ -16,6 +16,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # known_warnings
 from known_warnings import ignore_known_warnings  # noqa: E402
 
 ignore_known_warnings()  # before mmengine/mmcv/mmpretrain are imported
@@ -68,6 +69,13 @@ def build_distiller(cfg: Config, checkpoint: str):
 def load_distiller_weights(model, checkpoint: str) -> None:
     """Load a whole-distiller state dict, requiring every key to fit."""
     state = extract_state_dict(load_checkpoint_file(checkpoint, 'CKPT'))
+    if not any(key.startswith('teacher.') for key in state):
+        # the distiller would take a plain student checkpoint (and keep a
+        # random teacher): the teacher's maps need the AFD run's weights
+        raise ValueError(
+            f'Checkpoint {checkpoint!r} does not fit the distiller built '
+            'from the config: it holds no teacher weights (a plain student '
+            "checkpoint?). Pass the AFD run's checkpoint as CKPT.")
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
@@ -102,9 +110,9 @@ def record_maps(model, image: np.ndarray, pooling: str = 'a2'):
         else image
     inputs = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
     inputs = preprocessor({'inputs': [inputs]}, False)['inputs']
-    with model.teacher_recorder.record() as t_feats:
+    with model.teacher_recorder.record(raw=True) as t_feats:
         model.teacher(inputs, mode='tensor')
-    with model.student_recorder.record() as s_feats:
+    with model.student_recorder.record(raw=True) as s_feats:
         model.student(inputs, mode='tensor')
     return ([spatial_descriptor(h, pooling)[0].numpy() for h in t_feats],
             [spatial_descriptor(h, pooling)[0].numpy() for h in s_feats])

@@ -229,17 +229,14 @@ class AFDDistiller(BaseModel):
                            [t for _, t in recorders])
         s_recs = dl.unique([self.student_recorder] +
                            [s for s, _ in recorders])
-        transforms = [r.transform for r in t_recs + s_recs]
-        for rec in t_recs + s_recs:  # the shapes of the maps themselves
-            rec.transform = None
-        with contextlib.ExitStack() as stack:
-            t_feats = [stack.enter_context(r.record()) for r in t_recs]
+        with contextlib.ExitStack() as stack:  # the maps, not transformed
+            t_feats = [stack.enter_context(r.record(raw=True))
+                       for r in t_recs]
             t_logits = self.teacher(inputs, mode='tensor')
         with contextlib.ExitStack() as stack:
-            s_feats = [stack.enter_context(r.record()) for r in s_recs]
+            s_feats = [stack.enter_context(r.record(raw=True))
+                       for r in s_recs]
             s_logits = self.student(inputs, mode='tensor')
-        for rec, transform in zip(t_recs + s_recs, transforms):
-            rec.transform = transform
         self.student.train(was_training)
         shapes = {id(r): [tuple(f.shape[1:]) for f in feats]
                   for r, feats in zip(t_recs + s_recs, t_feats + s_feats)}

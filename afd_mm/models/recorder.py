@@ -102,6 +102,7 @@ class FeatureRecorder:
         self.names: List[str] = []
         self._handles: list = []
         self._records: Optional[dict] = None
+        self._raw = False
         self._grad_at_entry = False
 
     def attach(self, model: nn.Module) -> List[str]:
@@ -127,14 +128,20 @@ class FeatureRecorder:
         self._handles = []
 
     @contextlib.contextmanager
-    def record(self) -> Iterator[list]:
+    def record(self, raw: bool = False) -> Iterator[list]:
         """Collect candidate outputs of the forward run inside the block.
 
         The yielded list is filled, in network order, when the block exits:
         the outputs, or what ``transform`` made of them.
+
+        Args:
+            raw (bool): keep the outputs themselves even where a
+                ``transform`` is set (shape probes, visualisation).
+                Default: False.
         """
         feats: list = []
         self._records = {}
+        self._raw = raw
         self._grad_at_entry = torch.is_grad_enabled()
         try:
             yield feats
@@ -165,7 +172,7 @@ class FeatureRecorder:
                 raise RuntimeError(
                     f'Candidate module {name!r} ran twice in one forward; '
                     'record a module that runs once (change `patterns`).')
-            if self.transform is not None:  # version None: nothing to check
+            if self.transform is not None and not self._raw:  # no version
                 self._records[name] = (
                     self.transform(self._as_map(output, name)), None)
             else:

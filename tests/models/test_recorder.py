@@ -84,7 +84,9 @@ def test_transform_replaces_each_output_as_it_is_produced(chain):
     h1 = chain.layer1(chain.stem(x))
     assert [tuple(f.shape) for f in feats] == [(2, 4), (2, 8)]
     assert torch.allclose(feats[0], h1.sum(dim=(2, 3)))
-    rec.transform = None
+    with rec.record(raw=True) as feats:  # the outputs, transform kept
+        chain(x)
+    assert feats[0].dim() == 4 and rec.transform is transform
     with rec.record() as feats:
         chain(x)
-    assert feats[0].dim() == 4
+    assert feats[0].dim() == 2

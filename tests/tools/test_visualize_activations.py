@@ -66,7 +66,7 @@ def test_maps_come_from_the_checkpoint_weights(afd_run):
     assert [m.shape for m in s_maps] == [(32, 32), (16, 16), (8, 8)]
     inputs = model.data_preprocessor(
         {'inputs': [torch.from_numpy(pixels).permute(2, 0, 1)]})['inputs']
-    with torch.no_grad(), model.student_recorder.record() as feats:
+    with torch.no_grad(), model.student_recorder.record(raw=True) as feats:
         model.student(inputs, mode='tensor')
     np.testing.assert_allclose(s_maps[1],
                                spatial_descriptor(feats[1])[0].numpy())
