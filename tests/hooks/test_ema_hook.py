@@ -9,6 +9,7 @@ from mmengine.runner import Runner
 from tiny_afd import tiny_afd_config
 
 from afd_mm.hooks.ema_hook import StudentEMAHook
+from afd_mm.utils.checkpoint import load_checkpoint_file
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import train as train_tool  # noqa: E402
@@ -46,8 +47,8 @@ def test_ema_averages_the_student_only_and_validation_works(tmp_path):
     assert 'accuracy/top1' in runner.message_hub.log_scalars.keys() or \
         any('accuracy' in k for k in runner.message_hub.log_scalars)
     # the checkpoint: averaged student in state_dict, trained in ema field
-    ckpt = torch.load(osp.join(runner.work_dir, 'epoch_2.pth'),
-                      map_location='cpu', weights_only=False)
+    ckpt = load_checkpoint_file(osp.join(runner.work_dir, 'epoch_2.pth'),
+                                'load_from')
     keys = [k for k in ckpt['ema_state_dict'] if k != 'steps']
     assert keys and all(k.startswith('module.') for k in keys)
     assert not any('teacher' in k for k in ckpt['ema_state_dict'])
