@@ -58,7 +58,7 @@ def _reduce_history_buffer(buffer: HistoryBuffer):
     return HistoryBuffer, (log.tolist(), counts.tolist(), buffer.max_length)
 
 
-def load_for_runner(filename: str, map_location=None) -> dict:
+def load_from_afd_mm(filename: str, map_location=None) -> dict:
     """mmengine's loader of local files and http(s) URLs (``--resume``,
     ``load_from``): :func:`load_checkpoint_file`, without config text."""
     return _without_config_text(
@@ -78,7 +78,7 @@ def allow_mmengine_checkpoints() -> None:
     torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
     CheckpointLoader.register_scheme(
-        prefixes=['', 'http://', 'https://'], loader=load_for_runner,
+        prefixes=['', 'http://', 'https://'], loader=load_from_afd_mm,
         force=True)
 
 
