@@ -80,7 +80,10 @@ def merge_args(cfg: Config, args) -> Config:
         loader = cfg.get(f'{split}_dataloader')
         if loader is None:
             continue
-        loader.setdefault('collate_fn', dict(type='default_collate'))
+        if cfg.get('default_scope', 'mmpretrain') == 'mmpretrain':
+            # mmpretrain's tools/train.py default; mmdet's configs keep
+            # mmengine's pseudo_collate (images of different sizes)
+            loader.setdefault('collate_fn', dict(type='default_collate'))
         if args.no_pin_memory:
             loader.pin_memory = False
         if args.no_persistent_workers or not loader.get('num_workers'):
