@@ -80,8 +80,8 @@ def merge_args(cfg: Config, args) -> Config:
         loader = cfg.get(f'{split}_dataloader')
         if loader is None:
             continue
-        if cfg.get('default_scope', 'mmpretrain') == 'mmpretrain':
-            # mmpretrain's tools/train.py default; mmdet's configs keep
+        if _is_classification_loader(cfg, loader):
+            # mmpretrain's tools/train.py default; mmdet's loaders keep
             # mmengine's pseudo_collate (images of different sizes)
             loader.setdefault('collate_fn', dict(type='default_collate'))
         if args.no_pin_memory:
@@ -94,6 +94,15 @@ def merge_args(cfg: Config, args) -> Config:
     add_train_set_size_hook(cfg)
     fill_probe_size(cfg)  # the training crop, unless the config sets it
     return cfg
+
+
+def _is_classification_loader(cfg: Config, loader) -> bool:
+    """Neither the default scope nor the dataset's (``_scope_``, set on
+    what a config inherits from ``mmdet::``) is another toolbox's."""
+    ours = ('mmpretrain', 'afd_mm', None)
+    dataset = loader.get('dataset') or {}
+    return cfg.get('default_scope', 'mmpretrain') in ours and \
+        dataset.get('_scope_') in ours
 
 
 def add_train_set_size_hook(cfg: Config) -> None:

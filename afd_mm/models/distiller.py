@@ -194,12 +194,15 @@ class AFDDistiller(BaseModel):
             teacher, url = zoo_teacher(teacher)
             ckpt = url if ckpt is None else ckpt
         if isinstance(teacher, str):
+            teacher_path = teacher
             cfg = get_config(teacher) if '::' in teacher else \
                 Config.fromfile(teacher)
             if 'model' not in cfg:
                 raise KeyError(f'Teacher config file {teacher!r} has no '
                                '`model`; fix `teacher` in your config.')
             teacher = _with_preprocessor(cfg)
+            if '::' in teacher_path:  # 'mmdet::...': mmdet's registry
+                teacher.setdefault('_scope_', teacher_path.split('::')[0])
         model = MODELS.build(teacher)
         if ckpt is not None:
             load_teacher_weights(model, ckpt)
