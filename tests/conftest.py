@@ -46,14 +46,26 @@ DET_CONFIGS = {
 }
 
 
-def require_mmdet():
-    """Skip the calling test module without mmdet and mmcv's compiled ops;
-    under ``make test`` (``AFD_MM_REQUIRE_DET=1``) fail instead, so CI
-    never skips detection silently."""
+def has_mmdet():
+    """mmdet and mmcv's compiled ops import (``make install-det``)."""
+    return _mmdet_error() is None
+
+
+def _mmdet_error():
     try:
         import mmdet.models  # noqa: F401  (imports mmcv.ops)
         from mmcv.ops import nms  # noqa: F401
     except ImportError as err:
+        return err
+    return None
+
+
+def require_mmdet():
+    """Skip the calling test (or module) without mmdet and mmcv's compiled
+    ops; under ``make test`` (``AFD_MM_REQUIRE_DET=1``) fail instead, so CI
+    never skips detection silently."""
+    err = _mmdet_error()
+    if err is not None:
         if os.environ.get('AFD_MM_REQUIRE_DET'):
             pytest.fail(f'mmdet with mmcv ops is not installed ({err}); '
                         'run `make install-det`.', pytrace=False)
