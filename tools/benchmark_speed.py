@@ -197,6 +197,10 @@ def model_config(pair, method, lr=None, compile_options=None):
         cfg.distill_loss = loss
         if recorder is not None:
             cfg.teacher_recorder = cfg.student_recorder = recorder
+    loss = cfg.get('distill_loss')
+    if isinstance(loss, dict) and loss.get('type') == 'afd_mm.CRDLoss':
+        # a Runner's TrainSetSizeHook would give the shipped config this
+        loss.setdefault('num_data', PAIRS[pair]['num_data'])
     if method == 'l2t' and lr is not None:
         cfg.distill_loss = dict(cfg.distill_loss, inner_lr=lr)
     return cfg
