@@ -78,7 +78,7 @@ def tiny_detector(kind='faster_rcnn', base=8, num_classes=2):
     ResNet-18 with ``base`` stem channels (stages base..8 base) and an FPN
     of 2 base channels; no pretrained weights."""
     from mmengine.hub import get_config
-    model = get_config(DET_CONFIGS[kind]).model.to_dict()
+    model = get_config(DET_CONFIGS[kind]).model  # a ConfigDict, as mmdet
     model['_scope_'] = 'mmdet'
     width = 2 * base
     model['backbone'].update(depth=18, base_channels=base, init_cfg=None)

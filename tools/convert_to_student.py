@@ -104,8 +104,9 @@ def student_config(cfg: Config) -> Config:
             "AFD run (model.type='afd_mm.AFDDistiller') with --config.")
     model = copy.deepcopy(student.to_dict() if hasattr(student, 'to_dict')
                           else dict(student))
-    # the student's toolbox: mmpretrain, or mmdet for a detection config
-    out = dict(default_scope=cfg.get('default_scope', 'mmpretrain'))
+    # the student's toolbox: mmpretrain, or the scope its dict carries when
+    # inherited from another toolbox's config (mmdet)
+    out = dict(default_scope=model.get('_scope_', 'mmpretrain'))
     preprocessor = cfg.get('data_preprocessor') or \
         cfg.model.get('data_preprocessor')
     if preprocessor:

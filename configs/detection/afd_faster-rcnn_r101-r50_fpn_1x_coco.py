@@ -10,6 +10,9 @@
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['afd_mm'], allow_failed_imports=False)
+# afd_mm's scope, as every afd_mm config; what this file inherits from
+# mmdet carries _scope_='mmdet' and builds in mmdet's registries
+default_scope = 'mmpretrain'
 
 model = dict(
     _delete_=True,

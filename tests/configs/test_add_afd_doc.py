@@ -118,7 +118,7 @@ def test_detection_snippet_wraps_the_mmdet_model(tmp_path, monkeypatch):
     cfg = Config.fromfile(str(path))
     base = get_config('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py')
     assert _without_scope(cfg.model.student) == _without_scope(base.model)
-    assert cfg.default_scope == 'mmdet'
+    assert cfg.default_scope == 'mmpretrain'
     init_default_scope(cfg.default_scope)
     cfg.model.teacher_ckpt = None
     model = MODELS.build(cfg.model)

@@ -56,9 +56,7 @@ def test_config_builds(cfg_path, tmp_path):
     for key in ('train_dataloader', 'val_dataloader', 'optim_wrapper',
                 'param_scheduler', 'train_cfg'):
         assert key in cfg, key
-    # mmdet builds its own defaults in the default scope: detection configs
-    # keep mmdet's; afd_mm types are 'afd_mm.'-prefixed either way
-    assert cfg.default_scope == ('mmdet' if detection else 'mmpretrain')
+    assert cfg.default_scope == 'mmpretrain'
     assert 'afd_mm' in cfg.custom_imports.imports
     assert sum(p.numel() for p in model.parameters()) > 0
     student = getattr(model, 'student', model)

@@ -15,7 +15,7 @@ from afd_mm.registry import MODELS  # noqa: E402
 
 
 def _distiller(kind='faster_rcnn', **kwargs):
-    init_default_scope('mmdet')
+    init_default_scope('mmpretrain')  # afd_mm's; the detectors: _scope_
     cfg = dict(type='afd_mm.AFDDistiller',
                student=tiny_detector(kind, base=8),
                teacher=tiny_detector(kind, base=16),
@@ -119,8 +119,7 @@ def test_compile_is_refused_for_detectors():
 
 
 def test_teacher_from_an_mmdet_config_path():
-    """``teacher='mmdet::...'`` builds in mmdet's registry whatever the
-    default scope (here mmpretrain's)."""
+    """``teacher='mmdet::...'`` builds in mmdet's registry."""
     init_default_scope('mmpretrain')
     cfg = dict(type='afd_mm.AFDDistiller', student=tiny_detector(),
                teacher='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
