@@ -146,6 +146,9 @@ def use_resumable_epoch_loop(cfg: Config) -> None:
     if train_cfg.get('type', 'EpochBasedTrainLoop') in (
             'EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop'):
         train_cfg.pop('by_epoch', None)
+        # an mmdet base marks it _scope_='mmdet', where afd_mm's types
+        # do not resolve; the default scope (mmpretrain's) finds it
+        train_cfg.pop('_scope_', None)
         train_cfg['type'] = 'afd_mm.ResumableEpochBasedTrainLoop'
 
 
