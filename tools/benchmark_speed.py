@@ -232,7 +232,8 @@ def det_batch(pair, size, device, seed=0):
     packed = demo_mm_inputs(size, [(3, side, side)] * size,
                             num_items=[5] * size, num_classes=80)
     student = Config.fromfile(config_path(pair, 'afd')).model.student
-    data = MODELS.build(student.data_preprocessor)(packed, True)
+    preprocessor = dict(student.data_preprocessor, _scope_=student._scope_)
+    data = MODELS.build(preprocessor)(packed, True)
     return data['inputs'].to(device), [s.to(device)
                                        for s in data['data_samples']]
 
@@ -410,7 +411,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    init_default_scope('mmdet' if args.pair in DET_PAIRS else 'mmpretrain')
+    init_default_scope('mmpretrain')  # mmdet's dicts carry their _scope_
     torch.manual_seed(0)
     bsz = args.batch or {**PAIRS, **DET_PAIRS}[args.pair]['batch']
     inputs, samples = batch(args.pair, bsz, args.device)

@@ -85,7 +85,7 @@ def test_detection_pair_measures_afd_and_cwd_against_the_floor(monkeypatch):
     pair = dict(benchmark_speed.DET_PAIRS['frcnn_r101_r50'], size=64)
     monkeypatch.setitem(benchmark_speed.DET_PAIRS, 'frcnn_r101_r50', pair)
     results, table = benchmark_speed.main(
-        ['--pair', 'frcnn_r101_r50', '--batch', '1', '--iters', '1',
+        ['--pair', 'frcnn_r101_r50', '--batch', '2', '--iters', '1',
          '--warmup', '0', '--device', 'cpu', '--threads', '1'])
     rows = _rows(table)
     assert list(rows) == ['floor', 'afd', 'cwd'] == list(results)
