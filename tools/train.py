@@ -146,9 +146,10 @@ def use_resumable_epoch_loop(cfg: Config) -> None:
     if train_cfg.get('type', 'EpochBasedTrainLoop') in (
             'EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop'):
         train_cfg.pop('by_epoch', None)
-        # an mmdet base marks it _scope_='mmdet', where afd_mm's types
-        # do not resolve; the default scope (mmpretrain's) finds it
-        train_cfg.pop('_scope_', None)
+        if train_cfg.get('_scope_') not in (None, 'mmpretrain'):
+            # an mmdet base marks it _scope_='mmdet', where afd_mm's types
+            # do not resolve; they do from mmpretrain's
+            train_cfg['_scope_'] = 'mmpretrain'
         train_cfg['type'] = 'afd_mm.ResumableEpochBasedTrainLoop'
 
 
