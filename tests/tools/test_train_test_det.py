@@ -11,6 +11,7 @@ from conftest import REPO, require_mmdet
 require_mmdet()
 
 from coco_fixture import write_coco  # noqa: E402
+from mmengine.registry import DefaultScope  # noqa: E402
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import convert_to_student  # noqa: E402
@@ -59,10 +60,14 @@ def test_train_resume_test_convert(data, tmp_path):
     out, cfg_path = convert_to_student.main(
         [osp.join(work, 'epoch_2.pth'), str(tmp_path / 'student.pth')])
     from mmdet.apis import inference_detector, init_detector
-    model = init_detector(cfg_path, out, device='cpu')
+    # mmdet's API makes 'mmdet' the default scope: only for this block
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = init_detector(cfg_path, out, device='cpu')
+        result = inference_detector(model, osp.join(data, 'images',
+                                                    '000005.png'))
     student = second['state_dict']
     assert torch.equal(model.backbone.conv1.weight,
                        student['student.backbone.conv1.weight'])
-    result = inference_detector(model, osp.join(data, 'images',
-                                                '000005.png'))
     assert result.pred_instances.bboxes.shape[-1] == 4
+    current = DefaultScope.get_current_instance()
+    assert current is None or current.scope_name == 'mmpretrain'

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from mmengine.registry import init_default_scope
 
 from afd_mm.models.losses.cwd_loss import CWDLoss, channel_wise_divergence
 from afd_mm.registry import MODELS
@@ -36,6 +37,7 @@ def test_matches_loop_reference(tau):
 
 
 def test_loss_sums_levels_and_aligns_channels():
+    init_default_scope('mmpretrain')  # where 'afd_mm.X' types resolve
     torch.manual_seed(0)
     shapes_t = [(4, 8, 8), (4, 4, 4)]
     shapes_s = [(4, 8, 8), (2, 4, 4)]
