@@ -23,6 +23,14 @@ for a pair without one, the AFD config with that loss on the stage ends
 ``reviewkd``, ``kd_ls`` (KD with logit standardisation): their shipped
 configs, which replace KD.
 
+Detection pair ``frcnn_r101_r50`` (needs ``make install-det``): Faster
+R-CNN R101-FPN -> R50-FPN, ``configs/detection/afd_faster-rcnn_*.py``,
+batch 2 of 512 x 512 images with 5 random boxes each; methods ``floor``
+(teacher ``extract_feat`` under ``no_grad`` + the student's own detection
+losses), ``afd`` and ``cwd`` (CWD on the FPN levels)::
+
+    python tools/benchmark_speed.py --pair frcnn_r101_r50 --threads 1
+
 Time: in one process, all models built up front; after ``--warmup`` steps
 of each, ``--iters`` rounds each run one step of every method, the order
 rotated every round, so that load from other processes hits every method
@@ -70,6 +78,7 @@ from torch.profiler import profile  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 import afd_mm  # noqa: E402,F401  (registers)
+from afd_mm.models.distiller import outputs_logits  # noqa: E402
 from afd_mm.models.zoo_teacher import skip_teacher_weights  # noqa: E402
 from afd_mm.registry import MODELS  # noqa: E402
 
@@ -99,6 +108,14 @@ FALLBACKS = {
     'crd': (dict(type='afd_mm.CRDLoss'), _POOLED),
     'l2t': (dict(type='afd_mm.L2TLoss'), _STAGES),
 }
+# detection: config, default batch, square input size
+DET_PAIRS = {
+    'frcnn_r101_r50': dict(
+        config='configs/detection/afd_faster-rcnn_r101-r50_fpn_1x_coco.py',
+        batch=2, size=512),
+}
+DET_METHODS = ('floor', 'afd', 'cwd')
+_FPN = dict(type='afd_mm.FeatureRecorder', patterns='neck.fpn_convs.*')
 AFD_METHODS = ('floor', 'afd', 'afd_compiled')
 # baselines shipped for every pair (configs/<method>/), KD replaced as there
 MODERN = ('dkd', 'dist', 'reviewkd', 'kd_ls')
@@ -110,7 +127,8 @@ def parse_args(argv=None):
         description='Train-step time, peak tensor memory and ops of '
         'distillation methods, as ratios to the floor, measured side by '
         'side')
-    parser.add_argument('--pair', default='r56_r20', choices=sorted(PAIRS))
+    parser.add_argument('--pair', default='r56_r20',
+                        choices=sorted(PAIRS) + sorted(DET_PAIRS))
     parser.add_argument('--batch', type=int, default=None,
                         help='batch size (default: 64 on CIFAR, 32 on '
                         'ImageNet, the per-GPU batch of its config)')
@@ -118,9 +136,10 @@ def parse_args(argv=None):
                         help='timed steps per method (default 20)')
     parser.add_argument('--warmup', type=int, default=3,
                         help='untimed steps per method first (default 3)')
-    parser.add_argument('--methods', default=','.join(METHODS),
+    parser.add_argument('--methods', default=None,
                         help='comma-separated, from ' + ', '.join(METHODS)
-                        + ' (floor is always added)')
+                        + ' (detection: ' + ', '.join(DET_METHODS) + '); '
+                        'default all; floor is always added')
     parser.add_argument('--device', default=None,
                         help='cpu or cuda (default: cuda when present)')
     parser.add_argument('--threads', type=int, default=None,
@@ -130,11 +149,14 @@ def parse_args(argv=None):
                         'for afd_compiled, e.g. \'{"mode": '
                         '"reduce-overhead"}\'')
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(',') if m.strip()]
-    unknown = sorted(set(methods) - set(METHODS))
+    known = DET_METHODS if args.pair in DET_PAIRS else METHODS
+    methods = [m.strip() for m in (args.methods or ','.join(known)).split(
+        ',') if m.strip()]
+    unknown = sorted(set(methods) - set(known))
     if unknown:
-        parser.error(f'unknown --methods {unknown}; choose from {METHODS}')
-    args.methods = ['floor'] + [m for m in METHODS[1:] if m in methods]
+        parser.error(f'unknown --methods {unknown} for --pair {args.pair}; '
+                     f'choose from {known}')
+    args.methods = ['floor'] + [m for m in known[1:] if m in methods]
     if args.device is None:
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     return args
@@ -144,6 +166,8 @@ def parse_args(argv=None):
 def config_path(pair, method):
     """The shipped config of ``method`` on ``pair`` (a baseline's folder
     ``configs/<method>/``), else the AFD one."""
+    if pair in DET_PAIRS:  # every method: the AFD config, loss replaced
+        return osp.join(REPO, DET_PAIRS[pair]['config'])
     name = PAIRS[pair]['name']
     afd = osp.join(REPO, 'configs', f'afd_{name}.py')
     if method in AFD_METHODS:
@@ -163,6 +187,9 @@ def model_config(pair, method, lr=None, compile_options=None):
     skip_teacher_weights(cfg)  # random weights, nothing downloaded
     if method == 'floor':
         cfg.distill_loss, cfg.kd_weight = None, 0.0
+    elif method == 'cwd':
+        cfg.distill_loss = dict(type='afd_mm.CWDLoss',
+                                student_recorder=_FPN, teacher_recorder=_FPN)
     elif method == 'afd_compiled':
         cfg.compile = compile_options or True
     elif (method not in AFD_METHODS
@@ -197,8 +224,25 @@ def sgd_args(pair):
                 weight_decay=opt.get('weight_decay', 0.0))
 
 
+def det_batch(pair, size, device, seed=0):
+    """mmdet's demo batch: random images, 5 random boxes each, through the
+    student's DetDataPreprocessor: inputs (B, 3, H, W), DetDataSamples."""
+    from mmdet.testing import demo_mm_inputs
+    side = DET_PAIRS[pair]['size']
+    torch.manual_seed(seed)
+    packed = demo_mm_inputs(size, [(3, side, side)] * size,
+                            num_items=[5] * size, num_classes=80)
+    student = Config.fromfile(config_path(pair, 'afd')).model.student
+    preprocessor = dict(student.data_preprocessor, _scope_=student._scope_)
+    data = MODELS.build(preprocessor)(packed, True)
+    return data['inputs'].to(device), [s.to(device)
+                                       for s in data['data_samples']]
+
+
 def batch(pair, size, device, seed=0):
     """Random inputs (B, 3, H, W) and DataSamples with labels, sample_idx."""
+    if pair in DET_PAIRS:
+        return det_batch(pair, size, device, seed)
     spec = PAIRS[pair]
     gen = torch.Generator().manual_seed(seed)
     inputs = torch.randn(size, 3, spec['size'], spec['size'], generator=gen)
@@ -213,16 +257,22 @@ def batch(pair, size, device, seed=0):
 
 # ----------------------------------------------------------------- steps
 def floor_losses(model, inputs, data_samples):
-    """Teacher forward (no grad) + student forward + CE: the floor."""
+    """Teacher forward (no grad) + student forward + CE: the floor (for a
+    detector: the teacher's extract_feat, what distillation runs of it,
+    and the student's own detection losses)."""
     with torch.no_grad():
-        model.teacher(inputs, mode='tensor')
+        if outputs_logits(model.teacher):
+            model.teacher(inputs, mode='tensor')
+        else:
+            model.teacher.extract_feat(inputs)
     return model.student.loss(inputs, data_samples)
 
 
 def train_step(model, optimizer, inputs, data_samples, floor):
     losses = (floor_losses(model, inputs, data_samples) if floor else
               model.loss(inputs, data_samples))
-    loss = sum(v for k, v in losses.items() if 'loss' in k)
+    loss = sum(sum(v) if isinstance(v, list) else v  # lists: per level
+               for k, v in losses.items() if 'loss' in k)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad()
@@ -362,9 +412,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    init_default_scope('mmpretrain')
+    init_default_scope('mmpretrain')  # mmdet's dicts carry their _scope_
     torch.manual_seed(0)
-    bsz = args.batch or PAIRS[args.pair]['batch']
+    bsz = args.batch or {**PAIRS, **DET_PAIRS}[args.pair]['batch']
     inputs, samples = batch(args.pair, bsz, args.device)
     optim_cfg = sgd_args(args.pair)
     runs, states, firsts = {}, {}, {}

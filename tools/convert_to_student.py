@@ -100,7 +100,8 @@ def _uses_afd_types(node) -> bool:
 
 
 def student_config(cfg: Config) -> Config:
-    """A plain mmpretrain config of the student of an AFD config."""
+    """A plain config of the student of an AFD config, in the student's
+    toolbox (mmpretrain; mmdet for a detection config)."""
     student = cfg.get('model', {}).get('student')
     if not student:
         raise KeyError(
@@ -108,7 +109,9 @@ def student_config(cfg: Config) -> Config:
             "AFD run (model.type='afd_mm.AFDDistiller') with --config.")
     model = copy.deepcopy(student.to_dict() if hasattr(student, 'to_dict')
                           else dict(student))
-    out = dict(default_scope='mmpretrain')
+    # the student's toolbox: mmpretrain, or the scope its dict carries when
+    # inherited from another toolbox's config (mmdet)
+    out = dict(default_scope=model.get('_scope_', 'mmpretrain'))
     preprocessor = cfg.get('data_preprocessor') or \
         cfg.model.get('data_preprocessor')
     if preprocessor:

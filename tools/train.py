@@ -90,7 +90,10 @@ def merge_args(cfg: Config, args) -> Config:
         loader = cfg.get(f'{split}_dataloader')
         if loader is None:
             continue
-        loader.setdefault('collate_fn', dict(type='default_collate'))
+        if _is_classification_loader(cfg, loader):
+            # mmpretrain's tools/train.py default; mmdet's loaders keep
+            # mmengine's pseudo_collate (images of different sizes)
+            loader.setdefault('collate_fn', dict(type='default_collate'))
         if args.no_pin_memory:
             loader.pin_memory = False
         if args.no_persistent_workers or not loader.get('num_workers'):
@@ -104,6 +107,15 @@ def merge_args(cfg: Config, args) -> Config:
     use_tensorboard(cfg, args.tensorboard)
     fill_probe_size(cfg)  # the training crop, unless the config sets it
     return cfg
+
+
+def _is_classification_loader(cfg: Config, loader) -> bool:
+    """Neither the default scope nor the dataset's (``_scope_``, set on
+    what a config inherits from ``mmdet::``) is another toolbox's."""
+    ours = ('mmpretrain', 'afd_mm', None)
+    dataset = loader.get('dataset') or {}
+    return cfg.get('default_scope', 'mmpretrain') in ours and \
+        dataset.get('_scope_') in ours
 
 
 def add_train_set_size_hook(cfg: Config) -> None:
@@ -211,6 +223,10 @@ def use_resumable_epoch_loop(cfg: Config) -> None:
     if train_cfg.get('type', 'EpochBasedTrainLoop') in (
             'EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop'):
         train_cfg.pop('by_epoch', None)
+        if train_cfg.get('_scope_') not in (None, 'mmpretrain'):
+            # an mmdet base marks it _scope_='mmdet', where afd_mm's types
+            # do not resolve; they do from mmpretrain's
+            train_cfg['_scope_'] = 'mmpretrain'
         train_cfg['type'] = 'afd_mm.ResumableEpochBasedTrainLoop'
 
 

@@ -158,12 +158,72 @@ FAMILY_PATTERNS = {
 }
 
 
+# Detectors (mmdet's BaseDetector and subclasses) are distilled on what
+# their heads read: the output of each backbone stage and each neck output
+# level, where detection KD methods (CWD, PKD) distil (every block would
+# give 16-33 detection-size maps per network). Stage tables are keyed by
+# backbone class name, neck tables by neck class name, subclasses as above
+# (ResNet covers mmdet's ResNetV1d, ResNeXt, Res2Net and RegNet). FPN's
+# ``fpn_convs`` are its output levels (RetinaNet's extra P6/P7 convs
+# included; Faster R-CNN's P6 is a max-pool, not a module).
+DETECTOR_STAGE_PATTERNS = {
+    'ResNet': ('backbone.layer[1-9]', ),
+    'CSPDarknet': ('backbone.stage[1-9]', ),
+    'SwinTransformer': ('backbone.stages.*', ),
+}
+DETECTOR_NECK_PATTERNS = {
+    'FPN': ('neck.fpn_convs.*', ),
+    'YOLOXPAFPN': ('neck.out_convs.*', ),
+}
+
+
+def is_detector(model: nn.Module) -> bool:
+    """True for mmdet detectors (a ``BaseDetector`` subclass), checked by
+    class name so that mmdet stays an optional dependency."""
+    return any(cls.__name__ == 'BaseDetector'
+               for cls in type(model).__mro__)
+
+
+def _family_entry(module: nn.Module, table: dict):
+    for cls in type(module).__mro__:
+        entry = table.get(cls.__name__)
+        if entry is not None:
+            return list(entry(module) if callable(entry) else entry)
+    return None
+
+
+def detector_patterns(model: nn.Module) -> List[str]:
+    """Backbone stage outputs, then neck output levels, of a detector.
+
+    Raises:
+        ValueError: its backbone or neck family has no entry; the message
+            lists those that have one.
+    """
+    patterns = _family_entry(model.backbone, DETECTOR_STAGE_PATTERNS)
+    if patterns is None:
+        raise ValueError(_no_default_message(
+            f'detector backbone {type(model.backbone).__name__} has no '
+            'default candidates', DETECTOR_STAGE_PATTERNS,
+            "'backbone.layer[1-4]'"))
+    neck = getattr(model, 'neck', None)
+    if isinstance(neck, nn.Module):
+        neck_patterns = _family_entry(neck, DETECTOR_NECK_PATTERNS)
+        if neck_patterns is None:
+            raise ValueError(_no_default_message(
+                f'detector neck {type(neck).__name__} has no default '
+                'candidates', DETECTOR_NECK_PATTERNS,
+                "['backbone.layer[1-4]', 'neck.fpn_convs.*']"))
+        patterns += neck_patterns
+    return patterns
+
+
 def default_patterns(model: nn.Module) -> List[str]:
-    """The family table's candidate globs for ``model``'s backbone.
+    """The family table's candidate globs for ``model``.
 
     ``model`` is a classifier with a ``backbone`` (any mmpretrain
-    ``ImageClassifier``); the entry is looked up by the backbone's class
-    name, walking its base classes, so subclasses inherit their family's.
+    ``ImageClassifier``), whose entry is looked up by the backbone's class
+    name, walking its base classes, so subclasses inherit their family's;
+    or an mmdet detector (``detector_patterns``).
 
     Raises:
         ValueError: ``model`` has no ``backbone`` or its backbone family has
@@ -173,20 +233,23 @@ def default_patterns(model: nn.Module) -> List[str]:
     if not isinstance(backbone, nn.Module):
         raise ValueError(_no_default_message(
             f'the model ({type(model).__name__}) has no `backbone`'))
-    for cls in type(backbone).__mro__:
-        entry = FAMILY_PATTERNS.get(cls.__name__)
-        if entry is not None:
-            return list(entry(backbone) if callable(entry) else entry)
-    raise ValueError(_no_default_message(
-        f'backbone {type(backbone).__name__} has no default candidates'))
+    if is_detector(model):
+        return detector_patterns(model)
+    patterns = _family_entry(backbone, FAMILY_PATTERNS)
+    if patterns is None:
+        raise ValueError(_no_default_message(
+            f'backbone {type(backbone).__name__} has no default candidates'))
+    return patterns
 
 
-def _no_default_message(reason: str) -> str:
+def _no_default_message(reason: str, table: Optional[dict] = None,
+                        example: str = "'backbone.stages.*.*'") -> str:
+    table = FAMILY_PATTERNS if table is None else table
     return (f'The recorder has `patterns=None` (the family default), but '
             f'{reason}. Families with a default: '
-            f'{sorted(FAMILY_PATTERNS)} (and their subclasses). Set '
+            f'{sorted(table)} (and their subclasses). Set '
             '`patterns` in model.student_recorder / teacher_recorder, e.g. '
-            "patterns='backbone.stages.*.*'.")
+            f'patterns={example}.')
 
 
 # ------------------------------------------------------ showing them

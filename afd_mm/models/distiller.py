@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
+from mmpretrain.models.classifiers import BaseClassifier
 from torch import nn
 
 from afd_mm.registry import MODELS
@@ -37,14 +38,26 @@ class AFDDistiller(BaseModel):
     (``afd_mm.DistillScheduleHook``) may scale each term; when it switches
     every distillation term off, the teacher does not run and the step
     costs what the student alone costs. Validation, test and
-    prediction run the student alone, so mmpretrain's evaluators work
+    prediction run the student alone, so the task's own evaluators work
     unchanged. The teacher stays in eval mode, has ``requires_grad=False``
     and runs under ``torch.no_grad()``.
 
+    Classifiers and other models (detectors): teacher and student may be any
+    mmengine model with OpenMMLab's ``extract_feat`` / ``loss`` /
+    ``predict`` contract. A student that is not an mmpretrain classifier
+    (an mmdet detector) gets its own losses from ``student.loss(inputs,
+    data_samples)`` (logged under its own keys: ``loss_rpn_cls``,
+    ``loss_bbox``, ...) while its candidates are recorded; such a teacher
+    runs ``extract_feat`` only, so its candidates must lie in its backbone
+    or neck. Logit KD needs class logits from both sides and is switched
+    off otherwise. Input sizes may change from batch to batch for such
+    students (detection batches are padded per batch).
+
     Args:
         student (dict): config of any mmpretrain classifier (e.g.
-            ``ImageClassifier``), copied unchanged from an mmpretrain config.
-        teacher (dict | str): the teacher classifier's model config, the
+            ``ImageClassifier``) or mmdet detector (e.g. ``FasterRCNN``),
+            copied unchanged from its toolbox's config.
+        teacher (dict | str): the teacher's model config, the
             path of a config file whose ``model`` is the teacher
             (``'mmpretrain::resnet/resnet34_8xb32_in1k.py'`` works), or the
             name of an mmpretrain model-zoo model (any name
@@ -88,7 +101,9 @@ class AFDDistiller(BaseModel):
             that finds candidate shapes at build time. Default (32, 32);
             afd_mm's tools/train.py and tools/list_candidates.py fill it
             with the training pipeline's crop size when the config has a
-            crop and does not set ``probe_size``.
+            crop and does not set ``probe_size``. Classifier students
+            must then be trained at this size; other students (detectors)
+            take any size (only the candidates' channels are fixed).
         compile (bool | dict): run the student's training forward (with
             the recorder hooks and the loss's ``feature_transform``) and
             the distillation loss under ``torch.compile``; a dict is
@@ -96,7 +111,8 @@ class AFDDistiller(BaseModel):
             'reduce-overhead')`` for CUDA graphs on a GPU. A batch of
             another size (the last one of an epoch) compiles once more,
             with dynamic shapes. Default False: eager, the reference
-            (``tools/benchmark_speed.py`` measures both).
+            (``tools/benchmark_speed.py`` measures both). Classifier
+            students only.
         data_preprocessor (dict, optional): the batch preprocessor; the
             runner fills it from the config's top-level
             ``data_preprocessor``. Default: the student's. A teacher whose
@@ -129,6 +145,7 @@ class AFDDistiller(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         student_model = MODELS.build(student)
+        check_model_contract(student_model, 'student')
         if data_preprocessor is None:
             data_preprocessor = student_model.data_preprocessor
         elif isinstance(data_preprocessor, dict):
@@ -143,6 +160,10 @@ class AFDDistiller(BaseModel):
                          init_cfg=init_cfg)
         self.student = student_model
         self.teacher = self._build_teacher(teacher, teacher_ckpt)
+        check_model_contract(self.teacher, 'teacher')
+        # classifiers output class logits and train at probe_size; other
+        # models (detectors) train with their own loss at any input size
+        self._student_logits = outputs_logits(self.student)
         self._teacher_norm = teacher_normalisation(self.data_preprocessor,
                                                    self.teacher)
         self.student_recorder = _attach(student_recorder, self.student,
@@ -163,6 +184,7 @@ class AFDDistiller(BaseModel):
         # torch.compile'd forwards (a plain dict: no module registration)
         self._compiled = {}
         if compile:
+            _check_compile(self.student)
             self._compile(compile if isinstance(compile, dict) else {})
 
     # ----------------------------------------------------------- building
@@ -172,12 +194,15 @@ class AFDDistiller(BaseModel):
             teacher, url = zoo_teacher(teacher)
             ckpt = url if ckpt is None else ckpt
         if isinstance(teacher, str):
+            teacher_path = teacher
             cfg = get_config(teacher) if '::' in teacher else \
                 Config.fromfile(teacher)
             if 'model' not in cfg:
                 raise KeyError(f'Teacher config file {teacher!r} has no '
                                '`model`; fix `teacher` in your config.')
             teacher = _with_preprocessor(cfg)
+            if '::' in teacher_path:  # 'mmdet::...': mmdet's registry
+                teacher.setdefault('_scope_', teacher_path.split('::')[0])
         model = MODELS.build(teacher)
         if ckpt is not None:
             load_teacher_weights(model, ckpt)
@@ -229,21 +254,23 @@ class AFDDistiller(BaseModel):
                            [t for _, t in recorders])
         s_recs = dl.unique([self.student_recorder] +
                            [s for s, _ in recorders])
-        with contextlib.ExitStack() as stack:  # the maps, not transformed
-            t_feats = [stack.enter_context(r.record(raw=True))
-                       for r in t_recs]
-            t_logits = self.teacher(inputs, mode='tensor')
-        with contextlib.ExitStack() as stack:
-            s_feats = [stack.enter_context(r.record(raw=True))
-                       for r in s_recs]
-            s_logits = self.student(inputs, mode='tensor')
+        # the maps themselves, not the recorders' transform
+        t_feats, t_classes = _probe_forward(self.teacher, t_recs, inputs)
+        s_feats, s_classes = _probe_forward(self.student, s_recs, inputs)
         self.student.train(was_training)
         shapes = {id(r): [tuple(f.shape[1:]) for f in feats]
                   for r, feats in zip(t_recs + s_recs, t_feats + s_feats)}
-        return shapes, (_num_classes(t_logits), _num_classes(s_logits))
+        return shapes, (t_classes, s_classes)
 
     def _check_kd(self, weight: float, num_classes: Tuple[int, int]
                   ) -> float:
+        if weight and None in num_classes:
+            print_log(
+                f'KD disabled: logit KD needs class logits from both models, '
+                f'and the teacher is a {type(self.teacher).__name__}, the '
+                f'student a {type(self.student).__name__} (set kd_weight=0 '
+                'to silence this).', logger='current')
+            return 0.0
         if weight and num_classes[0] != num_classes[1]:
             print_log(
                 f'KD disabled: the teacher predicts {num_classes[0]} classes '
@@ -304,7 +331,8 @@ class AFDDistiller(BaseModel):
 
     def loss(self, inputs: torch.Tensor, data_samples) -> Dict[str, object]:
         """The student objective of one batch, term by term."""
-        if tuple(inputs.shape[-2:]) != self.probe_size:
+        if self._student_logits and \
+                tuple(inputs.shape[-2:]) != self.probe_size:
             raise ValueError(
                 f'Training inputs are {tuple(inputs.shape[-2:])} but the '
                 f'candidate shapes were probed at {self.probe_size}: set '
@@ -312,17 +340,14 @@ class AFDDistiller(BaseModel):
                 'training crop size) in your config.')
         terms, kd_weight = self._active_terms()
         if not terms and kd_weight == 0:  # scheduled off: no teacher
-            s_logits = self.student.head(self.student.extract_feat(inputs))
-            return self._cls_loss(s_logits, data_samples)
+            return self._student_losses(inputs, data_samples)[1]
         with torch.no_grad(), dl.record_all(terms, 'teacher') as t_feats:
             t_in = renormalise(inputs, self._teacher_norm)
             t_out = self.teacher(t_in, mode='tensor') \
                 if self._teacher_head_used \
                 else self.teacher.extract_feat(t_in)
         with dl.record_all(terms, 'student') as s_feats:
-            s_logits = self._compiled.get('student',
-                                          self._student_forward)(inputs)
-        losses = self._cls_loss(s_logits, data_samples)
+            s_logits, losses = self._student_losses(inputs, data_samples)
         if kd_weight > 0:
             losses['loss_kd'] = kd_weight * kd_loss(
                 s_logits, t_out, self.kd_temperature, self.kd_standardize)
@@ -331,6 +356,16 @@ class AFDDistiller(BaseModel):
             lambda term: self._loss_extra(term, inputs), self._compiled))
         _check_finite(losses, self, inputs, t_out)
         return losses
+
+    def _student_losses(self, inputs: torch.Tensor, data_samples
+                        ) -> Tuple[Optional[torch.Tensor], dict]:
+        """The student's own losses, and its logits (None when it is not a
+        classifier: a detector's losses come from its own ``loss``)."""
+        if not self._student_logits:
+            return None, self.student.loss(inputs, data_samples)
+        s_logits = self._compiled.get('student',
+                                      self._student_forward)(inputs)
+        return s_logits, self._cls_loss(s_logits, data_samples)
 
     def _cls_loss(self, s_logits, data_samples) -> Dict[str, object]:
         losses = self.student.head._get_loss(s_logits, data_samples)
@@ -358,6 +393,55 @@ def _attach(cfg: dict, model: nn.Module, key: str):
             f'{recorder.patterns!r}, selection {recorder.select_args}); '
             'loosen its `patterns` or `indices`.')
     return recorder
+
+
+def outputs_logits(model: nn.Module) -> bool:
+    """True for mmpretrain classifiers: ``forward(mode='tensor')`` gives
+    class logits and the loss is the head's on them. Anything else (an
+    mmdet detector) trains with its own ``loss``."""
+    return isinstance(model, BaseClassifier) and hasattr(model, 'head')
+
+
+def check_model_contract(model: nn.Module, side: str) -> None:
+    """``model`` has OpenMMLab's ``extract_feat`` / ``loss`` / ``predict``."""
+    missing = [m for m in ('extract_feat', 'loss', 'predict')
+               if not callable(getattr(model, m, None))]
+    if missing:
+        raise TypeError(
+            f'The {side} ({type(model).__name__}) has no {missing}: '
+            f'`model.{side}` must be an OpenMMLab model with extract_feat, '
+            'loss and predict (an mmpretrain classifier, an mmdet '
+            'detector).')
+
+
+def _check_compile(student: nn.Module) -> None:
+    if not outputs_logits(student):
+        raise ValueError(
+            f'`model.compile` is supported for classifier students only, '
+            f'and the student is a {type(student).__name__}; set '
+            '`compile=False` in the AFDDistiller config.')
+
+
+def _probe_forward(model: nn.Module, recorders: list,
+                   inputs: torch.Tensor) -> Tuple[List[list], Optional[int]]:
+    """The recorders' candidates on one dry forward, and the number of
+    classes (None for a model without class logits, which runs
+    ``extract_feat`` only)."""
+    logits = outputs_logits(model)
+    try:
+        with contextlib.ExitStack() as stack:
+            feats = [stack.enter_context(r.record(raw=True))
+                     for r in recorders]
+            out = model(inputs, mode='tensor') if logits \
+                else model.extract_feat(inputs)
+    except RuntimeError as err:
+        if logits or 'did not run' not in str(err):
+            raise
+        raise RuntimeError(
+            f'{err} The {type(model).__name__} is not a classifier: it runs '
+            'extract_feat only (backbone, neck), so its candidates must lie '
+            'there.') from None
+    return feats, _num_classes(out) if logits else None
 
 
 def route_checkpoint(model: 'AFDDistiller', state_dict: dict,
@@ -502,8 +586,9 @@ def _check_finite(losses: Dict[str, object], model: nn.Module,
                   inputs: torch.Tensor, teacher_out) -> None:
     """Stop at the first non-finite loss term, naming it, the iteration and
     the likely cause (see :func:`_likely_cause`)."""
-    terms = {k: v for k, v in losses.items()
-             if 'loss' in k and isinstance(v, torch.Tensor)}
+    terms = {k: sum(v) if isinstance(v, (list, tuple)) else v
+             for k, v in losses.items() if 'loss' in k}  # lists: per level
+    terms = {k: v for k, v in terms.items() if isinstance(v, torch.Tensor)}
     finite = torch.stack([torch.isfinite(v.detach()).all()
                           for v in terms.values()])
     if bool(finite.all()):

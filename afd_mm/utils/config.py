@@ -10,7 +10,9 @@ def train_crop_size(cfg) -> Optional[Tuple[int, int]]:
     """(H, W) of the training pipeline's last crop/resize, or None.
 
     Reads ``train_dataloader.dataset.pipeline`` (or that of a wrapped
-    ``dataset.dataset``); int sizes are square.
+    ``dataset.dataset``); int sizes are square. A resize that keeps the
+    aspect ratio (``keep_ratio=True``, detection pipelines) has no fixed
+    output size and is skipped.
     """
     dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}
     pipeline = dataset.get('pipeline') or \
@@ -18,6 +20,8 @@ def train_crop_size(cfg) -> Optional[Tuple[int, int]]:
     size = None
     for step in pipeline:
         kind = str(step.get('type', '')).rsplit('.', 1)[-1]
+        if step.get('keep_ratio'):  # mmdet's Resize: the size varies
+            continue
         value = step.get(_CROP_KEYS.get(kind, ''), None)
         if isinstance(value, int):
             size = (value, value)

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, require_mmdet
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.registry import init_default_scope
@@ -104,3 +104,23 @@ def test_snippets_load_from_any_folder(tmp_path):
         'config' in out.stdout
     assert 'imported: True afd_mm.AFDDistiller' in out.stdout
     assert "after import: afd_mm.AFDDistiller ['afd_mm']" in out.stdout
+
+
+def test_detection_snippet_wraps_the_mmdet_model(tmp_path, monkeypatch):
+    require_mmdet()
+    with open(DOC, encoding='utf-8') as f:
+        (code, ) = re.findall(
+            r'<!-- tested-det:[^>]*-->\n```python\n(.*?)```', f.read(),
+            flags=re.S)
+    path = tmp_path / 'afd_det.py'
+    path.write_text(code)
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.fromfile(str(path))
+    base = get_config('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py')
+    assert _without_scope(cfg.model.student) == _without_scope(base.model)
+    assert cfg.default_scope == 'mmpretrain'
+    init_default_scope(cfg.default_scope)
+    cfg.model.teacher_ckpt = None
+    model = MODELS.build(cfg.model)
+    assert type(model.student).__name__ == 'RetinaNet'
+    assert model.teacher_recorder.names[-1] == 'neck.fpn_convs.4'

@@ -1,7 +1,13 @@
 import pytest
 from torch import nn
 
-from afd_mm.models.candidates import match_modules, select
+from afd_mm.models.candidates import (
+    DETECTOR_STAGE_PATTERNS,
+    default_patterns,
+    is_detector,
+    match_modules,
+    select,
+)
 
 
 def _blocks(stages=3, per_stage=4):
@@ -54,3 +60,54 @@ def test_select_indices_and_errors():
         select(names, mode='random')
     with pytest.raises(ValueError, match='need stride >= 1'):
         select(names, stride=0)
+
+
+class BaseDetector(nn.Module):
+    """Stands for mmdet's base class: detectors are told by its name."""
+
+
+class ResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3)
+        for i in range(1, 5):
+            self.add_module(f'layer{i}', nn.Sequential(nn.Conv2d(4, 4, 1)))
+
+
+class FPN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fpn_convs = nn.ModuleList(nn.Conv2d(4, 4, 1) for _ in range(3))
+
+
+class OddNeck(nn.Module):
+    pass
+
+
+def _detector(backbone, neck=None):
+    model = BaseDetector()
+    model.backbone = backbone
+    if neck is not None:
+        model.neck = neck
+    return model
+
+
+def test_detector_defaults_are_stages_then_neck_levels():
+    model = _detector(ResNet(), FPN())
+    assert is_detector(model) and not is_detector(nn.Sequential())
+    patterns = default_patterns(model)
+    assert match_modules(model, patterns) == [
+        'backbone.layer1', 'backbone.layer2', 'backbone.layer3',
+        'backbone.layer4', 'neck.fpn_convs.0', 'neck.fpn_convs.1',
+        'neck.fpn_convs.2']
+    # no neck: the stages alone
+    assert default_patterns(_detector(ResNet())) == list(
+        DETECTOR_STAGE_PATTERNS['ResNet'])
+
+
+def test_detector_without_a_default_names_the_families():
+    with pytest.raises(ValueError, match=r"detector neck OddNeck .*'FPN'"):
+        default_patterns(_detector(ResNet(), OddNeck()))
+    with pytest.raises(ValueError,
+                       match=r"detector backbone Conv2d .*'CSPDarknet'"):
+        default_patterns(_detector(nn.Conv2d(3, 4, 1)))

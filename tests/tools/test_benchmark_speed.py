@@ -77,3 +77,17 @@ def test_tensor_growth_is_the_peak_of_allocated_bytes():
 def test_op_counter_counts_dispatched_ops():
     x = torch.ones(3)
     assert benchmark_speed.ops_per_step(lambda: (x + 1).mul_(2).sum()) == 3
+
+
+def test_detection_pair_measures_afd_and_cwd_against_the_floor(monkeypatch):
+    from conftest import require_mmdet
+    require_mmdet()
+    pair = dict(benchmark_speed.DET_PAIRS['frcnn_r101_r50'], size=64)
+    monkeypatch.setitem(benchmark_speed.DET_PAIRS, 'frcnn_r101_r50', pair)
+    results, table = benchmark_speed.main(
+        ['--pair', 'frcnn_r101_r50', '--batch', '2', '--iters', '1',
+         '--warmup', '0', '--device', 'cpu', '--threads', '1'])
+    rows = _rows(table)
+    assert list(rows) == ['floor', 'afd', 'cwd'] == list(results)
+    ops = {m: v[4] for m, v in rows.items()}
+    assert ops['afd'] > ops['floor'] and ops['cwd'] > ops['floor']

@@ -467,3 +467,35 @@ def test_trains_under_cuda_fp16_autocast():
         assert torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
     for name, param in loss.named_parameters():
         assert torch.isfinite(param.grad).all(), name
+
+
+def _strided(channels_strides, height, width):
+    """(C, H, W) shapes of maps at the given strides of an H x W input
+    (ceil division, as strided convs with padding give)."""
+    return [(c, -(-height // s), -(-width // s)) for c, s in channels_strides]
+
+
+def test_sizes_that_change_every_batch_match_loop_reference():
+    """Detection batches are padded per batch: the loss is built from the
+    probe's channel counts, and each batch brings other (H, W) per
+    candidate, non-square, with teachers of equal size in one batch and
+    of different sizes in the next, compared with the loop reference."""
+    torch.manual_seed(0)
+    teacher_cs = [(4, 4), (6, 8), (5, 16), (3, 16)]  # (C, stride)
+    student_cs = [(3, 4), (5, 8), (7, 32)]
+    loss = AFDLoss(_strided(teacher_cs, 32, 32), _strided(student_cs, 32, 32),
+                   loss_weight=2.0, embed_dim=8).double()
+    _randomise_bn(loss)
+    for height, width in [(64, 96), (96, 40), (36, 20), (32, 32)]:
+        teacher_shapes = _strided(teacher_cs, height, width)
+        student_shapes = _strided(student_cs, height, width)
+        teacher = _feats(teacher_shapes, dtype=torch.float64)
+        student = _feats(student_shapes, dtype=torch.float64, grad=True)
+        value = run(loss, teacher, student)
+        expected = _reference_loss(loss, teacher, student, 'l2', 'a2')
+        assert value.item() == pytest.approx(expected.item(), rel=1e-10)
+        grads = torch.autograd.grad(value, student)
+        expected_grads = torch.autograd.grad(expected, student)
+        for grad, expected_grad in zip(grads, expected_grads):
+            assert torch.allclose(grad, expected_grad, rtol=1e-8,
+                                  atol=1e-12)
