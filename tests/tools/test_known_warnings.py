@@ -28,12 +28,23 @@ def _stderr(code):
     return done.stderr
 
 
+def _mmcv_has_ops():
+    """mmcv built with its ops (make install-det) has no
+    MultiScaleDeformableAttention warning to give; mmcv-lite has."""
+    try:
+        import mmcv.ops  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def test_a_tool_prints_neither_warning_but_the_package_keeps_them():
     tool = _stderr("import sys; sys.path.insert(0, 'tools')\n"
                    'import train\n' + CALLS)
     assert PKG_RESOURCES not in tool and MMCV_LITE not in tool, tool
     package = _stderr('import afd_mm\n' + CALLS)  # no global filter
-    assert PKG_RESOURCES in package and MMCV_LITE in package
+    assert PKG_RESOURCES in package
+    assert (MMCV_LITE in package) != _mmcv_has_ops(), package
 
 
 def _first_line(tree, predicate):
@@ -67,5 +78,7 @@ def test_every_tool_filters_before_importing_third_party(path):
         tree = ast.parse(f.read())
     call = _first_line(tree, _calls_filter)
     first = _first_line(tree, _imports_third_party)
+    if first is None and call is None:  # e.g. install_det.py: no stack yet
+        return
     assert call is not None, f'{path} never calls ignore_known_warnings()'
     assert first is None or call < first, path
