@@ -1,4 +1,5 @@
 """Shared tiny models for afd_mm's tests (CPU, seconds)."""
+import importlib.util
 import os
 
 import pytest
@@ -8,6 +9,33 @@ from torch import nn
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 torch.set_num_threads(1)
+
+
+def load_tool(name):
+    """``tools/<name>.py`` as a fresh module: its ``main`` runs in this
+    process."""
+    spec = importlib.util.spec_from_file_location(
+        f'afd_{name}_tool', os.path.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A 1-epoch (2-iteration) tiny AFD run of tests/data/afd_tiny_cifar.py
+    through tools/train.py: (data root, checkpoint)."""
+    from cifar_fixture import write_cifar100
+    root = write_cifar100(str(tmp_path_factory.mktemp('cifar')),
+                          num_train=8, num_test=4)
+    work = str(tmp_path_factory.mktemp('afd_run'))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('AFD_TEST_DATA', root)
+        load_tool('train').main([
+            os.path.join(REPO, 'tests', 'data', 'afd_tiny_cifar.py'),
+            '--work-dir', work, '--no-validate', '--cfg-options',
+            'train_cfg.max_epochs=1', 'log_level=WARNING'])
+    return root, os.path.join(work, 'epoch_1.pth')
 
 
 def tiny_classifier(depth=8, num_classes=10, backbone=None):

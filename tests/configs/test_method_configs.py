@@ -3,13 +3,12 @@ only in the loss block, and (one per loss type) trains 2 iterations."""
 import copy
 import functools
 import glob
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 from cifar_fixture import write_cifar100
-from conftest import REPO
+from conftest import REPO, load_tool
 from mmengine.config import Config
 
 import afd_mm  # noqa: F401  (registers)
@@ -161,13 +160,6 @@ def _tiny_overrides(method):
     return opts
 
 
-def _train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'afd_train_tool', osp.join(REPO, 'tools/train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
@@ -181,7 +173,7 @@ def test_two_iterations(method, data_root, tmp_path, monkeypatch):
     argv = [TINY, '--work-dir', str(tmp_path), '--no-validate',
             '--cfg-options', 'train_cfg.max_epochs=1', 'log_level=WARNING',
             *_tiny_overrides(method)]
-    runner = _train_tool().main(argv)
+    runner = load_tool('train').main(argv)
     assert runner.iter == 2
     loss = runner.model.distill_loss
     expected = METHODS.get(method, 'AFDLoss')

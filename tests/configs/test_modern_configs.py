@@ -1,13 +1,12 @@
 """configs/{dkd,dist,reviewkd,kd_ls}/: every pair, the papers' settings,
 metafiles and README tables, and 2 training iterations of each method."""
 import glob
-import importlib.util
 import os.path as osp
 
 import pytest
 import yaml
 from cifar_fixture import write_cifar100
-from conftest import REPO
+from conftest import REPO, load_tool
 from mmengine.config import Config
 
 import afd_mm  # noqa: F401  (registers)
@@ -122,13 +121,6 @@ TINY_OPTIONS = {  # the R56 -> R20 loss block, recorders fitted to R14 -> R8
 TINY_OPTIONS['dist'] = TINY_OPTIONS['dkd']
 
 
-def _train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'afd_train_tool', osp.join(REPO, 'tools/train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.parametrize('method', list(METHODS))
 def test_two_iterations(method, tmp_path, monkeypatch):
@@ -156,7 +148,7 @@ def test_two_iterations(method, tmp_path, monkeypatch):
     argv = [tiny, '--work-dir', str(tmp_path / 'work'), '--no-validate',
             '--cfg-options', 'train_cfg.max_epochs=1', 'log_level=WARNING',
             *opts, *TINY_OPTIONS.get(method, [])]
-    runner = _train_tool().main(argv)
+    runner = load_tool('train').main(argv)
     assert runner.iter == 2
     scalars = runner.message_hub.log_scalars
     assert 'train/loss_cls' in scalars

@@ -1,12 +1,10 @@
 """tools/save_links.py: the mean alpha of a trained tiny AFD run."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from cifar_fixture import write_cifar100
-from conftest import REPO
+from conftest import REPO, load_tool
 from mmengine.config import Config
 
 import afd_mm  # noqa: F401  (registers)
@@ -16,26 +14,6 @@ from afd_mm.registry import MODELS
 TINY = osp.join(REPO, 'tests/data/afd_tiny_cifar.py')
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'afd_{name}_tool', osp.join(REPO, f'tools/{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """A 1-epoch (2-iteration) tiny AFD run: (data root, checkpoint)."""
-    root = write_cifar100(str(tmp_path_factory.mktemp('cifar')),
-                          num_train=8, num_test=4)
-    work = str(tmp_path_factory.mktemp('afd_run'))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('AFD_TEST_DATA', root)
-        load_tool('train').main([
-            TINY, '--work-dir', work, '--no-validate', '--cfg-options',
-            'train_cfg.max_epochs=1', 'log_level=WARNING'])
-    return root, osp.join(work, 'epoch_1.pth')
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ hash prefix of their name.
 """
 import hashlib
 import http.server
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -24,7 +23,7 @@ import zipfile
 import pytest
 import torch
 from cifar_fixture import write_cifar100
-from conftest import tiny_classifier
+from conftest import load_tool, tiny_classifier
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -136,26 +135,6 @@ def test_plain_pickle_is_refused_too(tmp_path):
 PAYLOAD = "ran = open({marker!r}, 'w').write('config text ran')\n"
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'afd_{name}_tool', osp.join(REPO, f'tools/{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """A 1-epoch (2-iteration) tiny AFD run: (data root, checkpoint)."""
-    root = write_cifar100(str(tmp_path_factory.mktemp('cifar')),
-                          num_train=8, num_test=4)
-    work = str(tmp_path_factory.mktemp('afd_run'))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('AFD_TEST_DATA', root)
-        load_tool('train').main([
-            TINY_CFG, '--work-dir', work, '--no-validate', '--cfg-options',
-            'train_cfg.max_epochs=1', 'log_level=WARNING'])
-    return root, osp.join(work, 'epoch_1.pth')
 
 
 @pytest.fixture
