@@ -100,7 +100,7 @@ def merge_args(cfg: Config, args) -> Config:
             loader.persistent_workers = False
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    use_resumable_epoch_loop(cfg)
+    use_resumable_loops(cfg)
     add_train_set_size_hook(cfg)
     skip_frozen_in_optimizer(cfg)
     average_student_only(cfg)
@@ -215,19 +215,26 @@ def resume_source(work_dir: str, resume: str):
     return True, found
 
 
-def use_resumable_epoch_loop(cfg: Config) -> None:
-    """Epoch-based configs train with afd_mm's exactly-resumable loop."""
+def use_resumable_loops(cfg: Config) -> None:
+    """mmengine's epoch- and iteration-based loops are replaced with
+    afd_mm's exactly-resumable ones (engine/loops.py)."""
     train_cfg = cfg.get('train_cfg')
-    if not train_cfg or 'max_epochs' not in train_cfg:
+    if not train_cfg:
         return
-    if train_cfg.get('type', 'EpochBasedTrainLoop') in (
-            'EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop'):
-        train_cfg.pop('by_epoch', None)
-        if train_cfg.get('_scope_') not in (None, 'mmpretrain'):
-            # an mmdet base marks it _scope_='mmdet', where afd_mm's types
-            # do not resolve; they do from mmpretrain's
-            train_cfg['_scope_'] = 'mmpretrain'
+    by_epoch = train_cfg.get('by_epoch', 'max_epochs' in train_cfg)
+    kind = train_cfg.get('type') or (
+        'EpochBasedTrainLoop' if by_epoch else 'IterBasedTrainLoop')
+    if kind in ('EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop'):
         train_cfg['type'] = 'afd_mm.ResumableEpochBasedTrainLoop'
+    elif kind in ('IterBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
+        train_cfg['type'] = 'afd_mm.ResumableIterBasedTrainLoop'
+    else:
+        return
+    train_cfg.pop('by_epoch', None)
+    if train_cfg.get('_scope_') not in (None, 'mmpretrain'):
+        # an mmdet base marks it _scope_='mmdet', where afd_mm's types do
+        # not resolve; they do from mmpretrain's
+        train_cfg['_scope_'] = 'mmpretrain'
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
-from .loops import ResumableEpochBasedTrainLoop
+from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 from .optim_wrapper_constructor import DistillerOptimWrapperConstructor
 from .runner import AFDRunner
 
 __all__ = ['AFDRunner', 'DistillerOptimWrapperConstructor',
-           'ResumableEpochBasedTrainLoop']
+           'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop']

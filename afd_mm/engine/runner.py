@@ -7,6 +7,7 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.runner import Runner
 
 from afd_mm.hooks.finite_checkpoint_hook import FiniteCheckpointHook
+from afd_mm.hooks.rng_state_hook import RNGStateHook
 from afd_mm.registry import RUNNERS
 from afd_mm.utils.atomic_io import find_resumable_checkpoint
 
@@ -21,7 +22,9 @@ class AFDRunner(Runner):
 
     * ``train()`` registers :class:`afd_mm.FiniteCheckpointHook` (unless
       the config already has one), so a checkpoint with non-finite weights
-      or optimizer state is never written.
+      or optimizer state is never written, and :class:`afd_mm.RNGStateHook`
+      (likewise), so a resumed run draws the random numbers the
+      interrupted one would have.
     * When training stops on a non-finite loss or update
       (``FloatingPointError``), the message gains which checkpoint to
       resume from (the newest intact one of ``work_dir``) and the command
@@ -38,8 +41,9 @@ class AFDRunner(Runner):
 
     def train(self):
         """``Runner.train``; a ``FloatingPointError`` says how to resume."""
-        if not any(isinstance(h, FiniteCheckpointHook) for h in self.hooks):
-            self.register_hook(FiniteCheckpointHook())
+        for hook in (FiniteCheckpointHook, RNGStateHook):
+            if not any(isinstance(h, hook) for h in self.hooks):
+                self.register_hook(hook())
         try:
             return super().train()
         except FloatingPointError as err:
