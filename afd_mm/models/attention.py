@@ -15,6 +15,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 __all__ = [
     'LINEAR_INITS', 'AFDAttention', 'CandidateEmbedding', 'bilinear_content'
@@ -126,10 +127,14 @@ def bilinear_content(keys, queries, linear, bn):
     flat = centred.flatten(0, 1)  # (N, d)
     cov = flat.t() @ flat / flat.shape[0]  # (d, d)
     weight = linear.weight.view(num_t, d, d)  # (T, d_out, d_in)
-    var = ((weight @ cov) * weight).sum(dim=2)  # (T, d)
+    # recomputed in the backward: keeps W Sigma (T, d, d) out of memory
+    var = checkpoint(_projected_variance, weight, cov,
+                     use_reentrant=False)  # (T, d)
     scale = bn.weight.view(num_t, d) * torch.rsqrt(var + bn.eps)  # (T, d)
-    mapped = torch.einsum('btj,tji->bti', queries * scale, weight)  # M_t
-    content = torch.einsum('bti,bsi->bts', mapped, centred)  # (B, T, S)
+    # M_t[b] = W_t^T (scale_t * q_t[b]), batched over t
+    mapped = torch.bmm((queries * scale).transpose(0, 1), weight)  # (T,B,d)
+    content = torch.bmm(mapped.transpose(0, 1),
+                        centred.transpose(1, 2))  # (B, T, S)
     # c cancels against the batch mean; (c - c) keeps it in the graph, so
     # it gets its zero gradient (and weight decay) as in the module
     shift = bn.bias + (linear.bias - linear.bias)  # (T d, )
@@ -138,6 +143,12 @@ def bilinear_content(keys, queries, linear, bn):
     _track_batch_stats(bn, linear.weight @ mean + linear.bias,
                        var.flatten(), flat.shape[0])
     return content
+
+
+def _projected_variance(weight, cov):
+    """diag(W_t Sigma W_t^T) for every t: (T, d_out, d_in), (d, d) ->
+    (T, d_out)."""
+    return ((weight @ cov) * weight).sum(dim=2)
 
 
 @torch.no_grad()

@@ -11,8 +11,9 @@ Plain functions, read top to bottom as the spec states them:
   L2-normalised, the students' at one teacher's spatial size (from their
   maps stacked once, ``stack_by_size``);
 * ``value_distance`` D between teacher and student values;
-* ``distance_matrix`` D[b, t, s] for every pair, teachers of one spatial
-  size batched together and the student values formed once per size.
+* ``distance_matrix`` D[b, t, s] for every pair, consecutive teachers of
+  one spatial size batched together and the student values formed once
+  per size.
 """
 from typing import NamedTuple
 
@@ -21,7 +22,8 @@ import torch.nn.functional as F
 
 __all__ = [
     'POOLINGS', 'DISTANCES', 'global_descriptor', 'spatial_descriptor',
-    'MapDescriptors', 'Descriptors', 'teacher_values', 'stack_by_size',
+    'MapDescriptors', 'Descriptors', 'teacher_values', 'runs_by_size',
+    'stack_by_size',
     'student_values',
     'value_distance', 'distance_matrix'
 ]
@@ -32,6 +34,8 @@ DISTANCES = ('l2', 'l1', 'kl', 'cosine')
 # the smallest mass of a value map read as a distribution ('kl') and the
 # smallest probability inside its log: an all-zero map stays finite
 _KL_EPS = 1e-12
+# F.normalize's floor of a norm: an all-zero row is divided by it, not by 0
+_NORM_EPS = 1e-12
 
 
 def global_descriptor(h):
@@ -114,38 +118,49 @@ class Descriptors:
 
 
 def _unit(x):
-    """Rows of x (..., P) L2-normalised (an all-zero row stays zero)."""
-    return F.normalize(x, dim=-1)
+    """Rows of x (..., P) L2-normalised (an all-zero row stays zero).
+
+    ``F.normalize``'s values; multiplying by the reciprocal norm instead of
+    dividing by it makes a backward with fewer (..., P) temporaries.
+    """
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # (..., 1)
+    return x * norm.clamp_min(_NORM_EPS).reciprocal()  # (..., P)
 
 
-def teacher_values(v_t):
-    """u_t for the teachers of one spatial size.
+def teacher_values(stack):
+    """u_t for consecutive teachers of one spatial size.
 
     Args:
-        v_t (list[Tensor]): n teacher descriptors v(h_t), each (B, H_t, W_t).
+        stack (Tensor): n teacher descriptors v(h_t) stacked,
+            (B, n, H_t, W_t) (``stack_by_size``).
 
     Returns:
         Tensor: (B, n, P), unit L2 norm over the P = H_t * W_t positions.
     """
-    return _unit(torch.stack(v_t, dim=1).flatten(2))  # (B, n, P)
+    return _unit(stack.flatten(2))  # (B, n, P)
 
 
-def stack_by_size(v_s):
-    """Consecutive maps of one size stacked: [(B, n_k, H_k, W_k)].
+def runs_by_size(v):
+    """Consecutive maps of one size grouped: [[(B, H_k, W_k)] * n_k].
 
     Args:
-        v_s (list[Tensor]): S maps (B, H_s, W_s), network order.
+        v (list[Tensor]): maps (B, H, W), network order.
 
     Returns:
-        list[Tensor]: the same S maps in the same order, in stacks.
+        list[list[Tensor]]: the same maps in the same order, in runs.
     """
-    runs = [[v_s[0]]]
-    for v in v_s[1:]:
-        if v.shape == runs[-1][0].shape:
-            runs[-1].append(v)
+    runs = [[v[0]]]
+    for x in v[1:]:
+        if x.shape == runs[-1][0].shape:
+            runs[-1].append(x)
         else:
-            runs.append([v])
-    return [torch.stack(run, dim=1) for run in runs]
+            runs.append([x])
+    return runs
+
+
+def stack_by_size(v):
+    """``runs_by_size``, each run stacked: [(B, n_k, H_k, W_k)]."""
+    return [torch.stack(run, dim=1) for run in runs_by_size(v)]
 
 
 def student_values(stacks, size):
@@ -207,8 +222,8 @@ def value_distance(u, w, distance='l2'):
 def distance_matrix(v_t, v_s, distance='l2'):
     """D[b, t, s] for every teacher and student candidate.
 
-    Teachers of one spatial size are compared in one batched op, against
-    student values formed once for that size.
+    Consecutive teachers of one spatial size are compared in one batched
+    op, against student values formed once for that size.
 
     Args:
         v_t (list[Tensor]): T teacher descriptors v(h_t), (B, H_t, W_t).
@@ -218,13 +233,13 @@ def distance_matrix(v_t, v_s, distance='l2'):
     Returns:
         Tensor: (B, T, S).
     """
-    by_size = {}  # (H_t, W_t) -> teacher positions, in network order
-    for t, v in enumerate(v_t):
-        by_size.setdefault(tuple(v.shape[-2:]), []).append(t)
     stacks = stack_by_size(v_s)
-    dist = v_s[0].new_empty(v_s[0].shape[0], len(v_t), len(v_s))
-    for size, ts in by_size.items():
-        u = teacher_values([v_t[t] for t in ts])  # (B, n, P)
-        w = student_values(stacks, size)  # (B, S, P)
-        dist[:, ts] = value_distance(u, w, distance)  # (B, n, S)
-    return dist  # (B, T, S)
+    w_at = {}  # (H_t, W_t) -> student values at that size, (B, S, P)
+    dist = []
+    for run in runs_by_size(v_t):
+        size = tuple(run[0].shape[-2:])
+        if size not in w_at:
+            w_at[size] = student_values(stacks, size)
+        u = teacher_values(torch.stack(run, dim=1))  # (B, n, P)
+        dist.append(value_distance(u, w_at[size], distance))  # (B, n, S)
+    return torch.cat(dist, dim=1)  # (B, T, S)

@@ -342,10 +342,8 @@ class AFDDistiller(BaseModel):
         if not terms and kd_weight == 0:  # scheduled off: no teacher
             return self._student_losses(inputs, data_samples)[1]
         with torch.no_grad(), dl.record_all(terms, 'teacher') as t_feats:
-            t_in = renormalise(inputs, self._teacher_norm)
-            t_out = self.teacher(t_in, mode='tensor') \
-                if self._teacher_head_used \
-                else self.teacher.extract_feat(t_in)
+            t_out = self._teacher_forward(
+                renormalise(inputs, self._teacher_norm))
         with dl.record_all(terms, 'student') as s_feats:
             s_logits, losses = self._student_losses(inputs, data_samples)
         if kd_weight > 0:
@@ -356,6 +354,13 @@ class AFDDistiller(BaseModel):
             lambda term: self._loss_extra(term, inputs), self._compiled))
         _check_finite(losses, self, inputs, t_out)
         return losses
+
+    def _teacher_forward(self, t_inputs: torch.Tensor):
+        """The teacher's logits, or its features where they are not used.
+        (Its input is freed on return, not kept to the end of the step.)"""
+        if self._teacher_head_used:
+            return self.teacher(t_inputs, mode='tensor')
+        return self.teacher.extract_feat(t_inputs)
 
     def _student_losses(self, inputs: torch.Tensor, data_samples
                         ) -> Tuple[Optional[torch.Tensor], dict]:
@@ -589,16 +594,18 @@ def _check_finite(losses: Dict[str, object], model: nn.Module,
     terms = {k: sum(v) if isinstance(v, (list, tuple)) else v
              for k, v in losses.items() if 'loss' in k}  # lists: per level
     terms = {k: v for k, v in terms.items() if isinstance(v, torch.Tensor)}
-    finite = torch.stack([torch.isfinite(v.detach()).all()
-                          for v in terms.values()])
-    if bool(finite.all()):
+    values = torch.stack([v.detach() if v.dim() == 0 else v.detach().sum()
+                          for v in terms.values()])  # a sum: inf/NaN stay
+    finite = torch.isfinite(values)
+    if bool(finite.all()):  # one check (and one device sync) per step
         return
     bad = [k for k, ok in zip(terms, finite.tolist()) if not ok]
     it = MessageHub.get_current_instance().get_info('iter')
     it = 'unknown' if it is None else it + 1  # 1-based, as the log shows
     raise FloatingPointError(
         f'Non-finite loss at iteration {it}: {bad} (values '
-        f'{ {k: float(terms[k].detach()) for k in bad} }). Training stopped '
+        f'{ {k: v for k, v in zip(terms, values.tolist()) if k in bad} }). '
+        'Training stopped '
         'before this update; every checkpoint written holds finite values. '
         f'Likely cause: {_likely_cause(model, inputs, teacher_out)}')
 

@@ -67,8 +67,8 @@ def test_spatial_descriptor_unknown_pooling_message():
 
 
 def test_teacher_values_flatten_and_l2_normalise():
-    u = teacher_values([torch.tensor([[[3., 0.], [0., 4.]]]),
-                        torch.tensor([[[0., 0.], [0., 0.]]])])
+    u = teacher_values(torch.tensor([[[[3., 0.], [0., 4.]],
+                                      [[0., 0.], [0., 0.]]]]))
     assert u.shape == (1, 2, 4)
     assert torch.allclose(u[0, 0], torch.tensor([0.6, 0., 0., 0.8]))
     assert torch.equal(u[0, 1], torch.zeros(4))  # a zero map stays zero
@@ -105,7 +105,7 @@ def test_student_values_stack_mixed_sizes_in_order():
     assert w.shape == (2, 3, 16)
     assert torch.allclose(w.norm(dim=2), torch.ones(2, 3))
     # the 4 x 4 student at the teacher's own size is only normalised
-    assert torch.allclose(w[:, 1], teacher_values([v_s[1]])[:, 0])
+    assert torch.allclose(w[:, 1], teacher_values(v_s[1][:, None])[:, 0])
 
 
 def test_student_values_match_pooling_and_normalise_with_gradients():
