@@ -44,9 +44,12 @@ that ``torch.profiler`` (``profile_memory=True``) records: the same count
 for eager and compiled code, on CPU and GPU, and deterministic.
 
 Ops per step: the aten ops dispatched in one step of an eager method
-(counted by a ``TorchDispatchMode``). On a GPU each is at least one kernel
-launch, and a CIFAR-size step there is launch-bound, so this is the GPU
-cost that a CPU can measure. Not counted for compiled methods.
+(counted by a ``TorchDispatchMode``), and of them the kernel ops: those
+that are not views (an op whose outputs all alias its inputs without
+writing them, such as view, transpose, expand or detach, changes only
+metadata). On a GPU each kernel op is at least one kernel launch, and a
+CIFAR-size step there is launch-bound, so this is the GPU cost that a
+CPU can measure. Not counted for compiled methods.
 
 On a CPU shared with other jobs use ``--threads 1``: with more threads
 than free cores every parallel op waits for a descheduled thread, which
@@ -326,23 +329,36 @@ def tensor_growth(run, device):
     return peak
 
 
+def _is_view(func) -> bool:
+    """An aten op whose outputs all alias its inputs without writing them
+    (view, transpose, expand, detach, ...): metadata only, no kernel."""
+    returns = func._schema.returns
+    return bool(returns) and all(
+        r.alias_info is not None and not r.alias_info.is_write
+        for r in returns)
+
+
 class _OpCounter(TorchDispatchMode):
-    """Counts the aten ops dispatched inside the mode."""
+    """Counts the aten ops dispatched inside the mode, and of them those
+    that are not views (each launches at least one kernel on a GPU)."""
 
     def __init__(self):
         super().__init__()
         self.count = 0
+        self.kernels = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.count += 1
+        self.kernels += not _is_view(func)
         return func(*args, **(kwargs or {}))
 
 
 def ops_per_step(run):
+    """(aten ops dispatched, of them not views) in one call of ``run``."""
     counter = _OpCounter()
     with counter:
         run()
-    return counter.count
+    return counter.count, counter.kernels
 
 
 # ------------------------------------------------------------------ main
@@ -396,11 +412,13 @@ def format_table(results, title):
     floor = results['floor']
     lines = [title, '',
              '| method | ms/step (median) | x floor | peak tensor MiB '
-             '| x floor | ops/step | x floor | first step s |',
-             '|---|---:|---:|---:|---:|---:|---:|---:|']
+             '| x floor | ops/step | x floor | kernel ops/step | x floor '
+             '| first step s |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for name, r in results.items():
-        ops = (f"{r['ops']} | {r['ops'] / floor['ops']:.2f}"
-               if r['ops'] is not None else '- | -')
+        ops = ' | '.join(
+            f'{n} | {n / f:.2f}' for n, f in zip(r['ops'], floor['ops'])
+        ) if r['ops'] is not None else '- | - | - | -'
         lines.append(
             f"| {name} | {r['ms']:.1f} | {r['ms'] / floor['ms']:.3f} | "
             f"{r['peak'] / 2**20:.1f} | {r['peak'] / floor['peak']:.3f} | "

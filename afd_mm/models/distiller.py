@@ -1,9 +1,11 @@
 """AFDDistiller: a frozen teacher and a student trained with AFD."""
 import contextlib
 import copy
+import functools
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch._functorch.config as functorch_config
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.logging import MessageHub, print_log
@@ -20,6 +22,10 @@ from .losses.kd_loss import kd_loss
 from .zoo_teacher import is_zoo_name, zoo_teacher
 
 _DEFAULT_RECORDER = dict(type='afd_mm.FeatureRecorder', patterns=None)
+# compile's default activation memory budget: measured with
+# tools/benchmark_speed.py, it brings AFD's peak memory below the eager
+# floor's at about the compiled step time of 1.0 (docs/benchmarks.md)
+COMPILE_MEMORY_BUDGET = 0.5
 
 
 @MODELS.register_module()
@@ -108,7 +114,11 @@ class AFDDistiller(BaseModel):
             the recorder hooks and the loss's ``feature_transform``) and
             the distillation loss under ``torch.compile``; a dict is
             passed to it as keyword arguments, e.g. ``dict(mode=
-            'reduce-overhead')`` for CUDA graphs on a GPU. A batch of
+            'reduce-overhead')`` for CUDA graphs on a GPU, except its key
+            ``activation_memory_budget`` (default
+            ``COMPILE_MEMORY_BUDGET``, 0.5; 1.0 turns it off): the share
+            of the activations the compiled backward may keep, the rest
+            recomputed (torch's AOTAutograd partitioner). A batch of
             another size (the last one of an epoch) compiles once more,
             with dynamic shapes. Default False: eager, the reference
             (``tools/benchmark_speed.py`` measures both). Classifier
@@ -287,11 +297,14 @@ class AFDDistiller(BaseModel):
         Bound methods are compiled, not the modules, so the state dict and
         the module tree stay those of the eager model.
         """
-        self._compiled['student'] = torch.compile(self._student_forward,
-                                                  **options)
-        for term in self.loss_terms:
-            self._compiled[term.key] = torch.compile(term.loss.forward,
-                                                     **options)
+        options = dict(options)
+        budget = options.pop('activation_memory_budget',
+                             COMPILE_MEMORY_BUDGET)
+        functions = {'student': self._student_forward}
+        functions.update({t.key: t.loss.forward for t in self.loss_terms})
+        for key, fn in functions.items():
+            self._compiled[key] = _with_memory_budget(
+                torch.compile(fn, **options), budget)
 
     def _student_forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """The student's logits (its candidates are recorded meanwhile)."""
@@ -417,6 +430,21 @@ def check_model_contract(model: nn.Module, side: str) -> None:
             f'`model.{side}` must be an OpenMMLab model with extract_feat, '
             'loss and predict (an mmpretrain classifier, an mmdet '
             'detector).')
+
+
+def _with_memory_budget(compiled, budget: float):
+    """``compiled`` called (and so compiled, recompiles included) with
+    ``torch._functorch.config.activation_memory_budget = budget``: the
+    fraction of the activations that AOTAutograd's partitioner may keep
+    for the backward; it recomputes the rest there."""
+    if budget == 1.0:
+        return compiled
+
+    @functools.wraps(compiled)
+    def run(*args, **kwargs):
+        with functorch_config.patch(activation_memory_budget=budget):
+            return compiled(*args, **kwargs)
+    return run
 
 
 def _check_compile(student: nn.Module) -> None:

@@ -11,7 +11,7 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 import benchmark_speed  # noqa: E402
 
 NUM = r' ([\d.]+) \|'
-ROW = re.compile(r'^\| (\S+) \|' + NUM * 7 + '$')  # method + 7 numbers
+ROW = re.compile(r'^\| (\S+) \|' + NUM * 9 + '$')  # method + 9 numbers
 
 TINY = ['--pair', 'r56_r20', '--batch', '2', '--iters', '2', '--warmup',
         '1', '--device', 'cpu', '--threads', '1']
@@ -28,9 +28,9 @@ def test_table_has_a_numeric_row_per_eager_method():
         TINY + ['--methods', ','.join(eager)])
     rows = _rows(table)
     assert list(rows) == eager == list(results)
-    assert rows['floor'][1:6:2] == [1.0, 1.0, 1.0]
+    assert rows['floor'][1:8:2] == [1.0, 1.0, 1.0, 1.0]
     for name, values in rows.items():
-        assert all(v > 0 for v in values[:6]), name
+        assert all(v > 0 for v in values[:8]), name
     # tensor bytes and op counts are deterministic: AFD's meta-network
     # state alone puts it above the floor, and KD keeps less than AFD;
     # AFD dispatches more ops than the floor and than KD
@@ -38,6 +38,9 @@ def test_table_has_a_numeric_row_per_eager_method():
     assert peak['afd'] > peak['floor'] and peak['kd'] < peak['afd']
     ops = {m: v[4] for m, v in rows.items()}
     assert ops['afd'] > ops['kd'] > ops['floor']
+    kernels = {m: v[6] for m, v in rows.items()}
+    assert all(0 < kernels[m] < ops[m] for m in rows)
+    assert kernels['afd'] > kernels['kd'] > kernels['floor']
     assert 'r56_r20, batch 2' in table and 'CPU' in table
 
 
@@ -74,9 +77,11 @@ def test_tensor_growth_is_the_peak_of_allocated_bytes():
     assert 8000 <= benchmark_speed.tensor_growth(run, 'cpu') < 8100
 
 
-def test_op_counter_counts_dispatched_ops():
+def test_op_counter_counts_dispatched_ops_and_of_them_kernels():
     x = torch.ones(3)
-    assert benchmark_speed.ops_per_step(lambda: (x + 1).mul_(2).sum()) == 3
+    # add, the in-place mul_ (it writes), sum: kernels; view, t: views
+    assert benchmark_speed.ops_per_step(
+        lambda: (x + 1).mul_(2).view(1, 3).t().sum()) == (5, 3)
 
 
 def test_detection_pair_measures_afd_and_cwd_against_the_floor(monkeypatch):
