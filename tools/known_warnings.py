@@ -17,6 +17,12 @@ KNOWN_WARNINGS = (
     # mmcv-lite ships no compiled ops; no afd_mm model uses this attention
     (r'Fail to import ``MultiScaleDeformableAttention``', UserWarning,
      r'mmcv\.cnn\.bricks\.transformer$'),
+    # torch >= 2.14 deprecates DDP's broadcast_buffers, which mmengine's
+    # default wrapper passes (False) in every multi-process run; afd_mm
+    # keeps False: CRD's memory banks are rank-local buffers, the case the
+    # warning itself says to keep it for
+    (r'`broadcast_buffers` is deprecated', FutureWarning,
+     r'mmengine\.model\.wrappers\.distributed$'),
 )
 
 

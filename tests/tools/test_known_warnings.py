@@ -1,5 +1,5 @@
-"""The tools silence two known third-party warnings; afd_mm itself does not.
-"""
+"""The tools silence three known third-party warnings; afd_mm itself does
+not."""
 import ast
 import glob
 import os
@@ -28,6 +28,16 @@ def _stderr(code):
     return done.stderr
 
 
+BROADCAST = '`broadcast_buffers` is deprecated'
+# mmengine's DDP wrapper as every multi-process run builds it
+DDP = ("import torch, torch.distributed as dist\n"
+       "from mmengine.model import MMDistributedDataParallel\n"
+       "dist.init_process_group('gloo', store=dist.HashStore(), rank=0, "
+       "world_size=1)\n"
+       "MMDistributedDataParallel(torch.nn.Linear(2, 2), device_ids=None, "
+       "broadcast_buffers=False)\n")
+
+
 def _mmcv_has_ops():
     """mmcv built with its ops (make install-det) has no
     MultiScaleDeformableAttention warning to give; mmcv-lite has."""
@@ -45,6 +55,13 @@ def test_a_tool_prints_neither_warning_but_the_package_keeps_them():
     package = _stderr('import afd_mm\n' + CALLS)  # no global filter
     assert PKG_RESOURCES in package
     assert (MMCV_LITE in package) != _mmcv_has_ops(), package
+
+
+def test_a_tool_silences_ddps_broadcast_buffers_deprecation():
+    tool = _stderr("import sys; sys.path.insert(0, 'tools')\n"
+                   'import train\n' + DDP)
+    assert BROADCAST not in tool, tool
+    assert BROADCAST in _stderr('import afd_mm\n' + DDP)
 
 
 def _first_line(tree, predicate):
