@@ -32,6 +32,6 @@ lint: $(STAMP)
 # The whole job on Fashion-MNIST (installs the Debian package
 # dataset-fashion-mnist when its files are absent and we are root):
 # teacher, students alone / KD / AFD, results table, link heatmap.
-# 7-8 min on 2 CPU cores (README); `make demo FAST=1` is a ~1 min smoke run.
+# About 9 min on 2 CPU cores (README); `make demo FAST=1` is a ~1 min smoke run.
 demo: $(STAMP)
 	FAST=$(FAST) $(BIN)/python tools/demo.py

@@ -22,9 +22,9 @@ from .losses.kd_loss import kd_loss
 from .zoo_teacher import is_zoo_name, zoo_teacher
 
 _DEFAULT_RECORDER = dict(type='afd_mm.FeatureRecorder', patterns=None)
-# compile's default activation memory budget: measured with
-# tools/benchmark_speed.py, it brings AFD's peak memory below the eager
-# floor's at about the compiled step time of 1.0 (docs/benchmarks.md)
+# compile's default activation memory budget (AOTAutograd's partitioner
+# keeps this share of the activations for the backward, recomputes the
+# rest); its effect is measured in docs/benchmarks.md
 COMPILE_MEMORY_BUDGET = 0.5
 
 
