@@ -128,8 +128,8 @@ def bilinear_content(keys, queries, linear, bn):
     cov = flat.t() @ flat / flat.shape[0]  # (d, d)
     weight = linear.weight.view(num_t, d, d)  # (T, d_out, d_in)
     # recomputed in the backward: keeps W Sigma (T, d, d) out of memory
-    var = checkpoint(_projected_variance, weight, cov,
-                     use_reentrant=False)  # (T, d)
+    var = checkpoint(_projected_variance, weight, cov, use_reentrant=False,
+                     preserve_rng_state=False)  # (T, d); it draws nothing
     scale = bn.weight.view(num_t, d) * torch.rsqrt(var + bn.eps)  # (T, d)
     # M_t[b] = W_t^T (scale_t * q_t[b]), batched over t
     mapped = torch.bmm((queries * scale).transpose(0, 1), weight)  # (T,B,d)
