@@ -15,8 +15,10 @@ student forward + CE + backward + step, with no recorder, loss or KD::
 Methods: ``floor``; ``afd`` (``configs/afd_<pair>.py``: AFD + KD 0.9,
 eager); ``afd_compiled``, the same with the distiller's ``compile=True``
 (the student's forward with its recorder hooks, and the AFD loss, under
-``torch.compile``; ``--compile-options '{"mode": "reduce-overhead"}'``
-for CUDA graphs); ``kd``, ``at``, ``fitnet``, ``rkd``, ``crd``, ``l2t``:
+``torch.compile`` with an activation memory budget of 0.5;
+``--compile-options '{"mode": "reduce-overhead"}'`` for CUDA graphs,
+``'{"activation_memory_budget": 1.0}'`` without the budget); ``kd``,
+``at``, ``fitnet``, ``rkd``, ``crd``, ``l2t``:
 the shipped baseline config of the pair (KD 0.9 included, as there), or
 for a pair without one, the AFD config with that loss on the stage ends
 (AT, FitNet, L2T) or the pooled features (RKD, CRD); ``dkd``, ``dist``,
@@ -148,9 +150,10 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch\'s)')
     parser.add_argument('--compile-options', type=json.loads, default={},
-                        help='JSON dict of torch.compile keyword arguments '
-                        'for afd_compiled, e.g. \'{"mode": '
-                        '"reduce-overhead"}\'')
+                        help='JSON dict of the distiller\'s compile '
+                        'options for afd_compiled (torch.compile keyword '
+                        'arguments and activation_memory_budget), e.g. '
+                        '\'{"mode": "reduce-overhead"}\'')
     args = parser.parse_args(argv)
     known = DET_METHODS if args.pair in DET_PAIRS else METHODS
     methods = [m.strip() for m in (args.methods or ','.join(known)).split(
