@@ -229,6 +229,37 @@ def test_compiled_equals_eager_and_survives_another_batch_size():
     assert compiled(inputs, mode='tensor').shape == (3, 10)
 
 
+def test_compile_memory_budget_is_set_while_the_compiled_code_runs(
+        monkeypatch):
+    """``activation_memory_budget`` is the distiller's key, not
+    torch.compile's: it is in force during each compiled call (and so
+    during compilation), restored after; 1.0 adds no wrapper."""
+    import torch._functorch.config as functorch_config
+
+    from afd_mm.models import distiller as distiller_mod
+    seen, passed = [], []
+
+    def fake_compile(fn, **options):
+        passed.append(options)
+        return lambda *a, **k: seen.append(
+            functorch_config.activation_memory_budget)
+
+    monkeypatch.setattr(distiller_mod.torch, 'compile', fake_compile)
+    before = functorch_config.activation_memory_budget
+    model = _distiller(compile=dict(activation_memory_budget=0.3,
+                                    dynamic=True))
+    assert passed == [{'dynamic': True}] * 2  # student forward, AFD loss
+    model._compiled['student'](None)
+    assert seen == [0.3]
+    assert functorch_config.activation_memory_budget == before
+    default = _distiller(compile=True)
+    default._compiled['loss_afd'](None)
+    assert seen[-1] == distiller_mod.COMPILE_MEMORY_BUDGET == 0.5
+    assert hasattr(default._compiled['loss_afd'], '__wrapped__')
+    off = _distiller(compile=dict(activation_memory_budget=1.0))
+    assert not hasattr(off._compiled['student'], '__wrapped__')  # as is
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(),
                     reason='needs a CUDA device')
 @pytest.mark.parametrize('options', [True, {'mode': 'reduce-overhead'}])
