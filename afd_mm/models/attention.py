@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .distance import check_choice
+
 __all__ = [
     'LINEAR_INITS', 'AFDAttention', 'CandidateEmbedding', 'bilinear_content'
 ]
@@ -196,10 +198,7 @@ class AFDAttention(nn.Module):
     def __init__(self, teacher_channels, student_channels, embed_dim=128,
                  linear_init='default'):
         super().__init__()
-        if linear_init not in LINEAR_INITS:
-            raise ValueError(
-                f'linear_init={linear_init!r} is not supported; choose one '
-                f'of {LINEAR_INITS} (the `linear_init` key of AFDLoss).')
+        check_choice('linear_init', linear_init, LINEAR_INITS)
         d, num_t = embed_dim, len(teacher_channels)
         self.embed_dim = embed_dim
         self.query_layers = CandidateEmbedding(teacher_channels, d)

@@ -21,11 +21,10 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    'POOLINGS', 'DISTANCES', 'global_descriptor', 'spatial_descriptor',
-    'MapDescriptors', 'Descriptors', 'teacher_values', 'runs_by_size',
-    'stack_by_size',
-    'student_values',
-    'value_distance', 'distance_matrix'
+    'POOLINGS', 'DISTANCES', 'check_choice', 'global_descriptor',
+    'spatial_descriptor', 'MapDescriptors', 'Descriptors', 'teacher_values',
+    'runs_by_size', 'stack_by_size', 'student_values', 'value_distance',
+    'distance_matrix'
 ]
 
 POOLINGS = ('a2', 'a1', 'max')
@@ -36,6 +35,14 @@ DISTANCES = ('l2', 'l1', 'kl', 'cosine')
 _KL_EPS = 1e-12
 # F.normalize's floor of a norm: an all-zero row is divided by it, not by 0
 _NORM_EPS = 1e-12
+
+
+def check_choice(key, value, allowed):
+    """Refuse an AFDLoss option ``key`` whose ``value`` is not allowed."""
+    if value not in allowed:
+        raise ValueError(
+            f'{key}={value!r} is not supported; choose one of {allowed} '
+            f'(the `{key}` key of AFDLoss).')
 
 
 def global_descriptor(h):
@@ -61,15 +68,12 @@ def spatial_descriptor(h, pooling='a2'):
     Returns:
         Tensor: (B, H, W), non-negative.
     """
+    check_choice('pooling', pooling, POOLINGS)
     if pooling == 'a2':
         return h.pow(2).mean(dim=1)  # (B, H, W)
     if pooling == 'a1':
         return h.abs().mean(dim=1)  # (B, H, W)
-    if pooling == 'max':
-        return h.abs().amax(dim=1)  # (B, H, W)
-    raise ValueError(
-        f'pooling={pooling!r} is not supported; choose one of {POOLINGS} '
-        f'(the `pooling` key of AFDLoss).')
+    return h.abs().amax(dim=1)  # 'max': (B, H, W)
 
 
 class MapDescriptors(NamedTuple):
@@ -97,10 +101,7 @@ class Descriptors:
     """
 
     def __init__(self, pooling='a2'):
-        if pooling not in POOLINGS:
-            raise ValueError(
-                f'pooling={pooling!r} is not supported; choose one of '
-                f'{POOLINGS} (the `pooling` key of AFDLoss).')
+        check_choice('pooling', pooling, POOLINGS)
         self.pooling = pooling
 
     def __call__(self, h):
@@ -198,6 +199,7 @@ def value_distance(u, w, distance='l2'):
     Returns:
         Tensor: (B, n, S).
     """
+    check_choice('distance', distance, DISTANCES)
     positions = u.shape[-1]
     if distance == 'l2':
         # differences, not |w|^2 + |u|^2 - 2 <w, u>, which loses D to
@@ -208,15 +210,12 @@ def value_distance(u, w, distance='l2'):
         return torch.cdist(u, w, p=1) / positions  # (B, n, S)
     if distance == 'cosine':
         return 1 - u @ w.transpose(1, 2)  # (B, n, S)
-    if distance == 'kl':
-        p_u = u / u.sum(dim=-1, keepdim=True).clamp_min(_KL_EPS)
-        p_w = w / w.sum(dim=-1, keepdim=True).clamp_min(_KL_EPS)
-        entropy = torch.xlogy(p_u, p_u).sum(dim=-1, keepdim=True)  # (B,n,1)
-        cross = p_u @ p_w.clamp_min(_KL_EPS).log().transpose(1, 2)
-        return entropy - cross  # (B, n, S)
-    raise ValueError(
-        f'distance={distance!r} is not supported; choose one of '
-        f'{DISTANCES} (the `distance` key of AFDLoss).')
+    # 'kl'
+    p_u = u / u.sum(dim=-1, keepdim=True).clamp_min(_KL_EPS)
+    p_w = w / w.sum(dim=-1, keepdim=True).clamp_min(_KL_EPS)
+    entropy = torch.xlogy(p_u, p_u).sum(dim=-1, keepdim=True)  # (B, n, 1)
+    cross = p_u @ p_w.clamp_min(_KL_EPS).log().transpose(1, 2)
+    return entropy - cross  # (B, n, S)
 
 
 def distance_matrix(v_t, v_s, distance='l2'):

@@ -5,17 +5,10 @@ from torch import nn
 from afd_mm.registry import MODELS
 
 from ..attention import LINEAR_INITS, AFDAttention
-from ..distance import DISTANCES, POOLINGS, Descriptors, distance_matrix
+from ..distance import DISTANCES, Descriptors, check_choice, distance_matrix
 from ..links import FIXED_LINKS, FixedLinks
 
 LINKS = ('afd', ) + FIXED_LINKS
-
-
-def _check_choice(key, value, allowed):
-    if value not in allowed:
-        raise ValueError(
-            f'{key}={value!r} is not supported; choose one of {allowed} '
-            f'(the `{key}` key of AFDLoss).')
 
 
 def _check_shapes(shapes, side):
@@ -108,10 +101,10 @@ class AFDLoss(nn.Module):
         super().__init__()
         _check_shapes(teacher_shapes, 'teacher')
         _check_shapes(student_shapes, 'student')
-        _check_choice('distance', distance, DISTANCES)
-        _check_choice('pooling', pooling, POOLINGS)
-        _check_choice('links', links, LINKS)
-        _check_choice('linear_init', linear_init, LINEAR_INITS)
+        check_choice('distance', distance, DISTANCES)
+        self.feature_transform = Descriptors(pooling)  # checks `pooling`
+        check_choice('links', links, LINKS)
+        check_choice('linear_init', linear_init, LINEAR_INITS)
         if links_file is not None and links != 'fixed':
             raise ValueError(
                 f'links_file={links_file!r} is only read with '
@@ -135,7 +128,6 @@ class AFDLoss(nn.Module):
             self.attention = FixedLinks(
                 links, len(teacher_shapes), len(student_shapes), link_seed,
                 links_file)
-        self.feature_transform = Descriptors(pooling)
         self.last_alpha = None
 
     def _check_feats(self, feats, channels, side):
