@@ -37,7 +37,7 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-class _RestoresRNG:
+class RestoresRNG:
     """A loop that, when resumed from a checkpoint saved in the middle of
     an epoch, restores the RNG states the checkpoint holds right before
     loading its first new batch (``RNGStateHook`` fills
@@ -54,7 +54,7 @@ class _RestoresRNG:
 
 
 @LOOPS.register_module()
-class ResumableEpochBasedTrainLoop(_RestoresRNG, EpochBasedTrainLoop):
+class ResumableEpochBasedTrainLoop(RestoresRNG, EpochBasedTrainLoop):
     """mmengine's ``EpochBasedTrainLoop``, resumable in the middle of an epoch.
 
     mmengine's loop restarts an interrupted epoch from its first batch while
@@ -73,7 +73,7 @@ class ResumableEpochBasedTrainLoop(_RestoresRNG, EpochBasedTrainLoop):
 
     Limits: with ``persistent_workers=True`` worker RNG state is not
     restored; in a distributed run only the batch order is replayed (see
-    ``_RestoresRNG``).
+    ``RestoresRNG``).
 
     Args: those of ``EpochBasedTrainLoop`` (``runner``, ``dataloader``,
     ``max_epochs``, ``val_begin``, ``val_interval``,
@@ -106,7 +106,7 @@ class ResumableEpochBasedTrainLoop(_RestoresRNG, EpochBasedTrainLoop):
 
 
 @LOOPS.register_module()
-class ResumableIterBasedTrainLoop(_RestoresRNG, IterBasedTrainLoop):
+class ResumableIterBasedTrainLoop(RestoresRNG, IterBasedTrainLoop):
     """mmengine's ``IterBasedTrainLoop`` that also restores the RNG states
     of the checkpoint it resumes from (``RNGStateHook``), once mmengine's
     ``run`` has skipped the batches trained before it.

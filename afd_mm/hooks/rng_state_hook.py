@@ -2,7 +2,7 @@
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from afd_mm.engine.loops import _RestoresRNG, get_rng_state
+from afd_mm.engine.loops import RestoresRNG, get_rng_state
 
 
 @HOOKS.register_module()
@@ -30,7 +30,9 @@ class RNGStateHook(Hook):
         checkpoint.setdefault('meta', {})['rng_state'] = get_rng_state()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        loop = runner.train_loop
-        if isinstance(loop, _RestoresRNG):
+        # the built loop only: `runner.train_loop` would build one (and its
+        # dataloader) in a run that only tests
+        loop = runner._train_loop
+        if isinstance(loop, RestoresRNG):
             loop.resume_rng_state = checkpoint.get('meta', {}).get(
                 'rng_state')
