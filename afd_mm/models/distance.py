@@ -133,7 +133,7 @@ def teacher_values(stack):
 
     Args:
         stack (Tensor): n teacher descriptors v(h_t) stacked,
-            (B, n, H_t, W_t) (``stack_by_size``).
+            (B, n, H_t, W_t) (one run of ``runs_by_size``).
 
     Returns:
         Tensor: (B, n, P), unit L2 norm over the P = H_t * W_t positions.
