@@ -5,8 +5,8 @@ size (128), C channels of a candidate.
 
 * ``AFDAttention``: the meta-network, alpha computed per sample and trained
   jointly with the student (the paper's default, "AFD co-trained").
-* ``CandidateEmbedding``: its per-candidate Linear + BN1d query and key
-  layers, candidates of equal C batched.
+* ``CandidateEmbedding``: its per-candidate Linear + BN1d layers, of the
+  queries and the keys alike, candidates of equal C batched.
 
 The links that are not learnt (the ablations of paper Table 4) are in
 ``links.py``.
@@ -27,10 +27,10 @@ LINEAR_INITS = ('default', 'xavier')
 
 
 class CandidateEmbedding(nn.Module):
-    """BN1d(Linear_i(x_i)) (+ ReLU) of its own for each of N candidates.
+    """BN1d(Linear_i(x_i)) of its own for each of N candidates.
 
     The same as N separate ``nn.Sequential(nn.Linear(C_i, d),
-    nn.BatchNorm1d(d)[, nn.ReLU()])``, with the same initialisation,
+    nn.BatchNorm1d(d))``, with the same initialisation,
     batched: the n candidates of one width C are one
     ``nn.Conv1d(n C, n d, 1, groups=n)`` in ``linears`` (n independent
     Linear(C, d) layers, with nn.Linear's init; ``index[k]`` are the
@@ -42,13 +42,11 @@ class CandidateEmbedding(nn.Module):
     Args:
         channels (list[int]): C_i of every candidate, in network order.
         embed_dim (int): d.
-        relu (bool): ReLU after the BN (keys). Default: False (queries).
     """
 
-    def __init__(self, channels, embed_dim, relu=False):
+    def __init__(self, channels, embed_dim):
         super().__init__()
         self.channels = [int(c) for c in channels]
-        self.relu = relu
         widths = list(dict.fromkeys(self.channels))  # first-seen order
         self.index = [[i for i, c in enumerate(self.channels) if c == width]
                       for width in widths]
@@ -86,11 +84,10 @@ class CandidateEmbedding(nn.Module):
         ], dim=1)  # (B, N d, 1), grouped order
         if self.inverse is not None:  # to network order
             x = x.view(batch, num, -1)[:, self.inverse].reshape(batch, -1, 1)
-        x = self.bn(x).view(batch, num, -1)  # (B, N, d)
-        return x.relu() if self.relu else x
+        return self.bn(x).view(batch, num, -1)  # (B, N, d)
 
     def extra_repr(self):
-        return f'channels={self.channels}, relu={self.relu}'
+        return f'channels={self.channels}'
 
 
 def bilinear_content(keys, queries, linear, bn):
@@ -201,8 +198,9 @@ class AFDAttention(nn.Module):
         check_choice('linear_init', linear_init, LINEAR_INITS)
         d, num_t = embed_dim, len(teacher_channels)
         self.embed_dim = embed_dim
-        self.query_layers = CandidateEmbedding(teacher_channels, d)
-        self.key_layers = CandidateEmbedding(student_channels, d, relu=True)
+        # Linear_t + BN1d of every query, then Linear_s + BN1d of every key
+        self.embedding = CandidateEmbedding(
+            list(teacher_channels) + list(student_channels), d)
         self.bilinear = nn.Sequential(
             nn.Linear(d, num_t * d), nn.BatchNorm1d(num_t * d))
         self.pos_t = nn.Parameter(torch.empty(num_t, d))
@@ -210,8 +208,7 @@ class AFDAttention(nn.Module):
         nn.init.xavier_normal_(self.pos_t)
         nn.init.xavier_normal_(self.pos_s)
         if linear_init == 'xavier':
-            self.query_layers.init_xavier()
-            self.key_layers.init_xavier()
+            self.embedding.init_xavier()
             nn.init.xavier_normal_(self.bilinear[0].weight)
             nn.init.zeros_(self.bilinear[0].bias)
 
@@ -226,8 +223,9 @@ class AFDAttention(nn.Module):
         Returns:
             Tensor: alpha (B, T, S); each row alpha[b, t] sums to 1.
         """
-        queries = self.query_layers(g_t)  # (B, T, d)
-        keys = self.key_layers(g_s)  # (B, S, d)
+        x = self.embedding(list(g_t) + list(g_s))  # (B, T + S, d)
+        queries = x[:, :len(g_t)]  # (B, T, d), identity activation
+        keys = x[:, len(g_t):].relu()  # (B, S, d)
         content = bilinear_content(keys, queries, *self.bilinear)
         position = self.pos_t @ self.pos_s.t()  # (T, S)
         logits = (content + position) / math.sqrt(self.embed_dim)

@@ -622,9 +622,10 @@ def _check_finite(losses: Dict[str, object], model: nn.Module,
     terms = {k: sum(v) if isinstance(v, (list, tuple)) else v
              for k, v in losses.items() if 'loss' in k}  # lists: per level
     terms = {k: v for k, v in terms.items() if isinstance(v, torch.Tensor)}
-    values = torch.stack([v.detach() if v.dim() == 0 else v.detach().sum()
-                          for v in terms.values()])  # a sum: inf/NaN stay
-    finite = torch.isfinite(values)
+    with torch.no_grad():  # a sum keeps inf/NaN
+        values = torch.stack([v if v.dim() == 0 else v.sum()
+                              for v in terms.values()])
+        finite = torch.isfinite(values)
     if bool(finite.all()):  # one check (and one device sync) per step
         return
     bad = [k for k, ok in zip(terms, finite.tolist()) if not ok]

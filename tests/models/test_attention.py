@@ -43,8 +43,8 @@ def test_alpha_shape_rows_sum_to_one_and_per_sample():
 
 def _reference_logits(net, g_t, g_s):
     """The spec's logits with the bilinear keys formed explicitly."""
-    queries = net.query_layers(g_t)  # (B, T, d)
-    keys = net.key_layers(g_s)  # (B, S, d)
+    x = net.embedding(g_t + g_s)  # (B, T + S, d)
+    queries, keys = x[:, :len(g_t)], x[:, len(g_t):].relu()
     b, s, d = keys.shape
     k_st = net.bilinear(keys.reshape(b * s, d)).view(b, s, -1, d)
     logits = torch.empty(b, queries.shape[1], s, dtype=keys.dtype)
@@ -106,8 +106,7 @@ def test_frozen_layer_bn_uses_its_running_stats_in_training():
     even while the meta-network trains: no batch dependence."""
     torch.manual_seed(0)
     net = AFDAttention([4, 6], [3, 5], embed_dim=8).train()
-    net.query_layers.eval()
-    net.key_layers.eval()
+    net.embedding.eval()
     net.bilinear[1].eval()
     t, s = _descs([4, 6], batch=6), _descs([3, 5], batch=6)
     whole = net(t, s)
@@ -125,13 +124,13 @@ def test_sync_batchnorm_conversion_reaches_every_bn():
     net = AFDAttention([4, 6, 4], [3, 5], embed_dim=8)
     bns = [m for m in net.modules()
            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    assert len(bns) == 3  # queries, keys, bilinear
+    assert len(bns) == 2  # queries and keys, bilinear
     converted = convert_sync_batchnorm(net)
     kinds = {type(m) for m in converted.modules()
              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
     assert kinds == {torch.nn.SyncBatchNorm}
     assert sum(isinstance(m, torch.nn.SyncBatchNorm)
-               for m in converted.modules()) == 3
+               for m in converted.modules()) == 2
     # outside a process group SyncBN normalises like BN: same alpha
     g_t, g_s = _descs([4, 6, 4], batch=5), _descs([3, 5], batch=5)
     torch.manual_seed(0)
@@ -152,16 +151,16 @@ def test_linear_init_default_vs_xavier():
     # PyTorch's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
     bound = 1 / math.sqrt(128)
     assert default.bilinear[0].weight.abs().max() <= bound
-    query = xavier.query_layers.linears[0]  # Conv1d, 1 candidate
-    assert torch.equal(query.bias, torch.zeros(128))
+    query = xavier.embedding.linears[0]  # Conv1d, 2 candidates
+    assert torch.equal(query.bias, torch.zeros(256))
     assert query.weight.std().item() == pytest.approx(
         math.sqrt(2 / (64 + 128)), rel=0.05)
 
 
-def _embedding_and_separate_layers(channels, relu):
+def _embedding_and_separate_layers(channels):
     """A float64 CandidateEmbedding with random BN affine parameters, and
     N separate Linear + BN1d layers holding the same values."""
-    emb = CandidateEmbedding(channels, 8, relu=relu).double()
+    emb = CandidateEmbedding(channels, 8).double()
     with torch.no_grad():
         emb.bn.weight.normal_()
         emb.bn.bias.normal_()
@@ -177,22 +176,20 @@ def _embedding_and_separate_layers(channels, relu):
     return emb, layers
 
 
-@pytest.mark.parametrize('relu', [False, True])
 @pytest.mark.parametrize('channels', [[4, 6, 4, 5, 6], [4, 4, 6, 6, 6]])
-def test_candidate_embedding_equals_separate_linear_bn_layers(relu, channels):
+def test_candidate_embedding_equals_separate_linear_bn_layers(channels):
     """Batched per width, same maths as N separate Linear + BN1d (+ ReLU):
     values, running statistics and gradients, groups in and out of
     network order."""
     torch.manual_seed(0)
-    emb, layers = _embedding_and_separate_layers(channels, relu)
-    act = torch.relu if relu else (lambda x: x)
+    emb, layers = _embedding_and_separate_layers(channels)
     for step in range(3):  # training: batch statistics, running updates
         descs = [torch.randn(5, c, dtype=torch.float64, requires_grad=True)
                  for c in channels]
         out = emb(descs)
         assert out.shape == (5, len(channels), 8)
         copies = [d.detach().clone().requires_grad_() for d in descs]
-        ref = [act(layer(x)) for layer, x in zip(layers, copies)]
+        ref = [layer(x) for layer, x in zip(layers, copies)]
         for i in range(len(channels)):
             torch.testing.assert_close(out[:, i], ref[i])
         weights = torch.randn_like(out)
@@ -214,7 +211,7 @@ def test_candidate_embedding_equals_separate_linear_bn_layers(relu, channels):
     descs = [torch.randn(1, c, dtype=torch.float64) for c in channels]
     out = emb(descs)
     for i, layer in enumerate(layers):
-        torch.testing.assert_close(out[:, i], act(layer.eval()(descs[i])))
+        torch.testing.assert_close(out[:, i], layer.eval()(descs[i]))
 
 
 def test_candidate_embedding_init():

@@ -94,15 +94,14 @@ def _reference_alpha(net, teacher_feats, student_feats):
     d = net.pos_t.shape[1]
     queries = []  # [t][b] -> (d,)
     for t, h in enumerate(teacher_feats):
-        (weight, bias, gamma, beta), _ = candidate_layer(
-            net.query_layers, t)
+        (weight, bias, gamma, beta), _ = candidate_layer(net.embedding, t)
         queries.append(_batch_norm(
             [_linear(h[b].mean(dim=(1, 2)), weight, bias)
              for b in range(n_b)], gamma, beta))
     keys = []  # [s][b] -> (d,)
     for s, h in enumerate(student_feats):
         (weight, bias, gamma, beta), _ = candidate_layer(
-            net.key_layers, s)
+            net.embedding, n_t + s)
         keys.append([torch.relu(k) for k in _batch_norm(
             [_linear(h[b].mean(dim=(1, 2)), weight, bias)
              for b in range(n_b)], gamma, beta)])
@@ -239,8 +238,8 @@ def test_gradient_reaches_student_and_meta_network_not_teacher():
     # mean, and the bilinear BN's shift adds <beta_t, q_t> to every logit
     # of row t, which the softmax over s ignores: these get zero gradient.
     dead = {'attention.bilinear.0.bias', 'attention.bilinear.1.bias'}
-    dead |= {f'attention.query_layers.linears.{k}.bias' for k in range(4)}
-    dead |= {f'attention.key_layers.linears.{k}.bias' for k in range(3)}
+    # (one Linear group per channel count: 4, 6, 5, 3 and 7)
+    dead |= {f'attention.embedding.linears.{k}.bias' for k in range(5)}
     for name, param in loss.named_parameters():
         assert param.grad is not None, name
         if name in dead:
