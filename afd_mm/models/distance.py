@@ -142,21 +142,19 @@ def teacher_values(stack):
 
 
 def runs_by_size(v):
-    """Consecutive maps of one size grouped: [[(B, H_k, W_k)] * n_k].
+    """Consecutive maps of one size, in network order.
 
     Args:
         v (list[Tensor]): maps (B, H, W), network order.
 
-    Returns:
-        list[list[Tensor]]: the same maps in the same order, in runs.
+    Yields:
+        list[Tensor]: the next n_k maps, all (B, H_k, W_k).
     """
-    runs = [[v[0]]]
-    for x in v[1:]:
-        if x.shape == runs[-1][0].shape:
-            runs[-1].append(x)
-        else:
-            runs.append([x])
-    return runs
+    start = 0
+    for end in range(1, len(v) + 1):
+        if end == len(v) or v[end].shape != v[start].shape:
+            yield v[start:end]
+            start = end
 
 
 def stack_by_size(v):
@@ -235,7 +233,7 @@ def distance_matrix(v_t, v_s, distance='l2'):
     stacks = stack_by_size(v_s)
     w_at = {}  # (H_t, W_t) -> student values at that size, (B, S, P)
     dist = []
-    for run in runs_by_size(v_t):
+    for run in runs_by_size(v_t):  # stacked one run at a time
         size = tuple(run[0].shape[-2:])
         if size not in w_at:
             w_at[size] = student_values(stacks, size)
