@@ -178,7 +178,7 @@ def _embedding_and_separate_layers(channels):
 
 @pytest.mark.parametrize('channels', [[4, 6, 4, 5, 6], [4, 4, 6, 6, 6]])
 def test_candidate_embedding_equals_separate_linear_bn_layers(channels):
-    """Batched per width, same maths as N separate Linear + BN1d (+ ReLU):
+    """Batched per width, same maths as N separate Linear + BN1d layers:
     values, running statistics and gradients, groups in and out of
     network order."""
     torch.manual_seed(0)
